@@ -1,0 +1,88 @@
+"""Convert WikiANN to spaCy `DocBin` corpora, with a report of what was converted."""
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+from tqdm import tqdm
+
+from .util import PathLike, atomic_path, write_json_atomic
+from .wikiann import LABELS, SPLITS, Sentence, Source, repair_iob2
+
+REPORT_NAME = "report.json"
+
+
+def sentences_to_docs(
+    sentences: Iterable[Sentence], vocab: Optional[Vocab] = None, progress: Optional[str] = None
+) -> Tuple[List[Doc], Dict[str, Any]]:
+    """Build gold `Doc`s with WikiANN's tokens and entities, and count them.
+
+    Tokens are kept exactly as given; `spaces` is left unknown, so spaCy's corpus
+    reader keeps these tokens instead of re-tokenizing the text.
+
+    sentences (Iterable[Sentence]): The sentences of one split.
+    vocab (Optional[Vocab]): The vocab to use; a new one by default.
+    progress (Optional[str]): Show a progress bar with this description.
+    RETURNS (Tuple[List[Doc], Dict[str, Any]]): The docs and their counts:
+        sentences, tokens, entities per type, repaired `I-` tags.
+    """
+    vocab = vocab if vocab is not None else Vocab()
+    docs = []
+    entities: Counter = Counter({label: 0 for label in LABELS})
+    n_tokens = 0
+    n_repaired = 0
+    for sentence in tqdm(sentences, desc=progress, unit=" sents", disable=progress is None):
+        tags, changed = repair_iob2(sentence.tags)
+        n_repaired += changed
+        doc = Doc(vocab, words=sentence.tokens, ents=tags)
+        entities.update(ent.label_ for ent in doc.ents)
+        n_tokens += len(doc)
+        docs.append(doc)
+    counts = {
+        "sentences": len(docs),
+        "tokens": n_tokens,
+        "entities": dict(entities),
+        "repaired_i_tags": n_repaired,
+    }
+    return docs, counts
+
+
+def convert(source: Source, output_dir: PathLike, lang: str) -> Dict[str, Any]:
+    """Write `train.spacy`, `dev.spacy`, `test.spacy` and `report.json` to `output_dir`.
+
+    Every split is read and checked before anything is written, and each file is
+    renamed into place only when complete: a failed run leaves the previous corpus
+    as it was.
+
+    source (Source): Where the WikiANN data comes from.
+    output_dir (PathLike): The corpus folder, e.g. `corpus/en`.
+    lang (str): The WikiANN language code.
+    RETURNS (Dict[str, Any]): The report written to `report.json`.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    report: Dict[str, Any] = {"lang": lang, "source": source.description, "splits": {}}
+    vocab = Vocab()
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".convert-") as tmp:
+        staged = []
+        for split in SPLITS:
+            docs, counts = sentences_to_docs(
+                source.sentences(split), vocab, progress=f"{lang} {split}"
+            )
+            report["splits"][split] = counts
+            tmp_path = Path(tmp) / f"{split}.spacy"
+            DocBin(docs=docs, store_user_data=False).to_disk(tmp_path)
+            staged.append((tmp_path, output_dir / f"{split}.spacy"))
+        for tmp_path, final_path in staged:
+            with atomic_path(final_path) as target:
+                tmp_path.replace(target)
+    write_json_atomic(output_dir / REPORT_NAME, report)
+    return report
+
+
+def read_docs(path: PathLike, vocab: Optional[Vocab] = None) -> List[Doc]:
+    """Read the docs of a `.spacy` corpus file."""
+    vocab = vocab if vocab is not None else Vocab()
+    return list(DocBin().from_disk(path).get_docs(vocab))

@@ -1,0 +1,83 @@
+"""Train a pipeline from a config with spaCy's own training loop."""
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from spacy.cli._util import parse_config_overrides
+from wasabi import msg
+
+from .util import PathLike, require_device, resolve_transformer, spacy_lang, write_json_atomic
+
+TRAIN_INFO = "train_info.json"
+
+
+def train(
+    config_path: PathLike,
+    output_dir: PathLike,
+    corpus_dir: PathLike,
+    lang: str,
+    transformer: Optional[str] = None,
+    gpu_id: int = -1,
+    max_steps: Optional[int] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Train with `spacy train`'s code, after checking the device and resolving the
+    transformer (offline alias, local folder or hub id).
+
+    config_path (PathLike): The training config.
+    output_dir (PathLike): Where `model-best` and `model-last` go.
+    corpus_dir (PathLike): The folder with `train.spacy` and `dev.spacy`.
+    lang (str): The WikiANN language code; sets `nlp.lang`.
+    transformer (Optional[str]): Overrides `paths.transformer` in the config.
+    gpu_id (int): -1 for the CPU, else the CUDA device.
+    max_steps (Optional[int]): Overrides `training.max_steps` (the step budget).
+    overrides (Optional[Dict[str, Any]]): More config overrides; $SPACY_CONFIG_OVERRIDES
+        is read as well, as `spacy train` does.
+    RETURNS (Dict[str, Any]): What `train_info.json` records: time, steps, device.
+    """
+    from spacy.cli.train import train as spacy_train
+
+    require_device(gpu_id)
+    corpus_dir = Path(corpus_dir)
+    for split in ("train", "dev"):
+        if not (corpus_dir / f"{split}.spacy").exists():
+            msg.fail(f"{corpus_dir / split}.spacy not found: run the convert step first", exits=1)
+    all_overrides: Dict[str, Any] = {
+        "paths.train": str(corpus_dir / "train.spacy"),
+        "paths.dev": str(corpus_dir / "dev.spacy"),
+        "nlp.lang": spacy_lang(lang),
+    }
+    if transformer is not None:
+        all_overrides["paths.transformer"] = resolve_transformer(transformer)
+    if max_steps is not None:
+        all_overrides["training.max_steps"] = max_steps
+    all_overrides.update(parse_config_overrides([]))
+    all_overrides.update(overrides or {})
+    start = time.perf_counter()
+    spacy_train(config_path, output_dir, use_gpu=gpu_id, overrides=all_overrides)
+    seconds = time.perf_counter() - start
+    info = {
+        "lang": lang,
+        "config": str(config_path),
+        "transformer": transformer,
+        "overrides": {k: v for k, v in all_overrides.items() if not k.startswith("paths.")},
+        "train_seconds": round(seconds, 1),
+        "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
+        "hardware": _hardware(gpu_id),
+    }
+    write_json_atomic(Path(output_dir) / TRAIN_INFO, info)
+    msg.good(f"Trained in {seconds / 60:.1f} min", json.dumps(info["overrides"]))
+    return info
+
+
+def _hardware(gpu_id: int) -> str:
+    import os
+
+    if gpu_id >= 0:
+        import torch
+
+        return torch.cuda.get_device_name(gpu_id)
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} CPU cores ({cpu})"

