@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 from spacy.cli._util import parse_config_overrides
 from wasabi import msg
 
-from .util import PathLike, require_device, resolve_transformer, spacy_lang, write_json_atomic
+from .util import fail, PathLike, require_device, resolve_transformer, spacy_lang, write_json_atomic
 
 TRAIN_INFO = "train_info.json"
 
@@ -43,7 +43,7 @@ def train(
     corpus_dir = Path(corpus_dir)
     for split in ("train", "dev"):
         if not (corpus_dir / f"{split}.spacy").exists():
-            msg.fail(f"{corpus_dir / split}.spacy not found: run the convert step first", exits=1)
+            fail(f"{corpus_dir / split}.spacy not found: run the convert step first")
     all_overrides: Dict[str, Any] = {
         "paths.train": str(corpus_dir / "train.spacy"),
         "paths.dev": str(corpus_dir / "dev.spacy"),

