@@ -1,0 +1,423 @@
+"""Annotate large inputs with a trained pipeline: stream lines through `nlp.pipe`
+and write one JSON line per input line, in input order.
+
+The input is JSONL (one object per line with a text field and, optionally, an id
+field) or plain text (one document per line, empty lines included). Nothing is
+loaded whole: lines are read one at a time, travel through `nlp.pipe(...,
+as_tuples=True)` with their line number as context, and are written as they come
+out, so memory stays flat however long the input is. Every input line gives exactly
+one output line: an annotation `{"id", "entities"}` or, for a malformed line under
+`on_error="record"`, `{"id", "error"}`.
+
+The same per-line functions serve the Ray Data scale-out (`ner_component.ray_annotate`),
+so both write the same records.
+"""
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from .util import PathLike, atomic_path, fail, require_device
+
+STDIO = "-"
+FORMATS = ("auto", "jsonl", "text")
+ON_ERROR = ("raise", "record")
+# Suffixes read as JSONL when --format is "auto"; everything else is plain text.
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+# The Span extension a `token_ner` component sets (`ner_component.token_ner`).
+CONFIDENCE_EXTENSION = "confidence"
+# On the GPU a single process feeds the device; a bigger batch keeps it busy.
+DEFAULT_GPU_BATCH_SIZE = 256
+# How much of a bad line an error message quotes.
+_SNIPPET_CHARS = 60
+
+
+class AnnotateError(ValueError):
+    """Bad options or input for `annotate`: reported in one line by the CLI."""
+
+
+class AnnotateInputError(AnnotateError):
+    """A malformed input line, under `on_error="raise"`."""
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    """One input line, ready for `nlp.pipe`.
+
+    line_no (int): The 1-based line number.
+    text (str): The document text; "" for a malformed line.
+    id (Any): The id written to the output: the id field of a JSONL record, else the line number.
+    error (Optional[str]): Why the line is malformed, or None.
+    """
+
+    line_no: int
+    text: str
+    id: Any
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """The output of one input line.
+
+    line_no (int): The 1-based line number.
+    record (Dict[str, Any]): The JSON object to write: `{"id", "entities"}` or `{"id", "error"}`.
+    error (Optional[str]): The problem of a malformed line, or None.
+    """
+
+    line_no: int
+    record: Dict[str, Any]
+    error: Optional[str] = None
+
+
+def resolve_format(path: PathLike, fmt: str) -> str:
+    """Decide whether an input is JSONL or plain text.
+
+    path (PathLike): The input file, or "-" for stdin.
+    fmt (str): "jsonl", "text", or "auto" (by the file suffix: .jsonl, .ndjson and
+        .json are JSONL, anything else is plain text).
+    RETURNS (str): "jsonl" or "text".
+    """
+    if fmt not in FORMATS:
+        raise AnnotateError(f"format '{fmt}' is not one of {', '.join(FORMATS)}")
+    if fmt != "auto":
+        return fmt
+    if str(path) == STDIO:
+        raise AnnotateError("reading stdin with format 'auto': say what it holds with --format jsonl or --format text")
+    return "jsonl" if Path(path).suffix.lower() in JSONL_SUFFIXES else "text"
+
+
+def read_numbered_lines(stream: IO[bytes]) -> Iterator[Tuple[int, bytes]]:
+    """Yield the lines of a binary stream with 1-based line numbers.
+
+    Lines end at b"\\n" only (a lone "\\r" or a Unicode line separator inside a
+    document doesn't split it, unlike `str.splitlines`), so the line numbers are
+    those of `wc -l` and of an editor. A final line without a newline counts.
+
+    stream (IO[bytes]): The input, opened in binary mode.
+    YIELDS (Tuple[int, bytes]): The line number and the raw line, newline included.
+    """
+    for line_no, raw in enumerate(stream, 1):
+        yield line_no, raw
+
+
+def parse_line(raw: bytes, line_no: int, fmt: str, text_field: str = "text", id_field: str = "id") -> ParsedLine:
+    """Read one input line.
+
+    raw (bytes): The raw line, with or without its line ending.
+    line_no (int): The 1-based line number.
+    fmt (str): "jsonl" or "text".
+    text_field (str): The JSONL field that holds the text.
+    id_field (str): The JSONL field that holds the id; records without it get the line number.
+    RETURNS (ParsedLine): The text and id, or the error of a malformed line.
+    """
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    try:
+        line = raw.decode("utf8")
+    except UnicodeDecodeError as e:
+        return ParsedLine(line_no, "", line_no, f"not valid UTF-8 ({e.reason} at byte {e.start}): {_snippet(raw)}")
+    if line_no == 1 and line.startswith("\ufeff"):
+        line = line[1:]
+    if fmt == "text":
+        return ParsedLine(line_no, line, line_no)
+    if fmt != "jsonl":
+        raise ValueError(f"format '{fmt}' is not 'jsonl' or 'text'")
+    if not line.strip():
+        return ParsedLine(line_no, "", line_no, "empty line, expected a JSON object")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        return ParsedLine(line_no, "", line_no, f"invalid JSON ({e.msg} at column {e.colno}): {_snippet(line)}")
+    if not isinstance(record, dict):
+        return ParsedLine(line_no, "", line_no, f"expected a JSON object, got {_json_type(record)}: {_snippet(line)}")
+    doc_id = record.get(id_field, line_no)
+    if text_field not in record:
+        keys = ", ".join(repr(key) for key in list(record)[:10]) or "none"
+        return ParsedLine(line_no, "", doc_id, f"no '{text_field}' field (the object's keys: {keys})")
+    text = record[text_field]
+    if not isinstance(text, str):
+        value = json.dumps(text, ensure_ascii=False)
+        value = value[:_SNIPPET_CHARS] + ("..." if len(value) > _SNIPPET_CHARS else "")
+        problem = f"the '{text_field}' field is {_json_type(text)} ({value}), expected a string"
+        return ParsedLine(line_no, "", doc_id, problem)
+    return ParsedLine(line_no, text, doc_id)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _snippet(value: Union[str, bytes]) -> str:
+    text = repr(value[:_SNIPPET_CHARS])
+    return text + ("..." if len(value) > _SNIPPET_CHARS else "")
+
+
+def doc_entities(doc: Doc) -> List[Dict[str, Any]]:
+    """The entities of a doc as JSON-ready dicts.
+
+    doc (Doc): An annotated doc.
+    RETURNS (List[Dict[str, Any]]): One dict per entity: label, start and end
+        (character offsets into the text, end exclusive), text, and score:
+        `Span._.confidence` where the extension exists and is set (a `token_ner`
+        component sets it), else None.
+    """
+    has_confidence = Span.has_extension(CONFIDENCE_EXTENSION)
+    entities = []
+    for ent in doc.ents:
+        score = getattr(ent._, CONFIDENCE_EXTENSION) if has_confidence else None
+        entities.append(
+            {
+                "label": ent.label_,
+                "start": ent.start_char,
+                "end": ent.end_char,
+                "text": ent.text,
+                "score": None if score is None else float(score),
+            }
+        )
+    return entities
+
+
+def annotate_lines(
+    nlp: Language,
+    lines: Iterable[Tuple[int, bytes]],
+    fmt: str,
+    text_field: str = "text",
+    id_field: str = "id",
+    batch_size: Optional[int] = None,
+    n_process: int = 1,
+) -> Iterator[LineResult]:
+    """Annotate numbered input lines, lazily and in order: one result per line.
+
+    Malformed lines go through `nlp.pipe` as empty texts carrying their error, so
+    they keep their place in the order, also with several processes.
+
+    nlp (Language): The pipeline.
+    lines (Iterable[Tuple[int, bytes]]): Line numbers and raw lines, e.g. from
+        `read_numbered_lines`; consumed lazily.
+    fmt (str): "jsonl" or "text".
+    text_field (str): The JSONL field with the text.
+    id_field (str): The JSONL field with the id.
+    batch_size (Optional[int]): `nlp.pipe` batch size; None for the pipeline's own.
+    n_process (int): Processes for `nlp.pipe`.
+    YIELDS (LineResult): The result of each line, in input order.
+    """
+    parsed = (parse_line(raw, line_no, fmt, text_field, id_field) for line_no, raw in lines)
+    for doc, item in nlp.pipe(((p.text, p) for p in parsed), as_tuples=True, batch_size=batch_size, n_process=n_process):
+        if item.error is not None:
+            record = {"id": item.id, "error": f"line {item.line_no}: {item.error}"}
+            yield LineResult(item.line_no, record, item.error)
+        else:
+            yield LineResult(item.line_no, {"id": item.id, "entities": doc_entities(doc)})
+
+
+def record_to_json(record: Dict[str, Any]) -> str:
+    """One output line (without its newline): compact JSON, UTF-8 kept as is."""
+    return json.dumps(record, ensure_ascii=False)
+
+
+@contextmanager
+def open_input(path: PathLike) -> Iterator[IO[bytes]]:
+    """Open an input in binary mode; "-" is stdin."""
+    if str(path) == STDIO:
+        yield sys.stdin.buffer
+        return
+    with Path(path).open("rb") as f:
+        yield f
+
+
+@contextmanager
+def open_output(path: PathLike) -> Iterator[IO[str]]:
+    """Open an output for writing text; "-" is stdout. A file is written to a
+    temporary file renamed into place only when the block succeeds, so a failed run
+    leaves nothing half-written (and an existing output untouched)."""
+    if str(path) == STDIO:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with atomic_path(path) as tmp:
+        with tmp.open("w", encoding="utf8", newline="\n") as f:
+            yield f
+
+
+def count_lines(path: PathLike) -> Optional[int]:
+    """The number of lines of a file (for the progress bar), None for stdin."""
+    if str(path) == STDIO:
+        return None
+    n_lines = 0
+    last = b"\n"
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            n_lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n_lines + (last != b"\n")
+
+
+def load_pipeline(model: PathLike, gpu_id: int = -1) -> Language:
+    """Load a pipeline (a folder or an installed package name) for annotation.
+
+    model (PathLike): The pipeline.
+    gpu_id (int): -1 for the CPU, else the CUDA device.
+    RETURNS (Language): The loaded pipeline.
+    """
+    import spacy
+
+    _register_components()
+    require_device(gpu_id)
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    try:
+        return spacy.load(model)
+    except OSError as e:
+        raise AnnotateError(f"can't load the pipeline '{model}': {e}") from e
+
+
+def _register_components() -> None:
+    """Register this package's components, so that a pipeline using them loads
+    even where the package's spaCy entry points aren't installed."""
+    try:
+        from . import token_ner  # noqa: F401
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.token_ner":
+            raise
+
+
+def check_processes(n_process: int, gpu_id: int) -> None:
+    """Refuse process counts that can't work.
+
+    n_process (int): Processes for `nlp.pipe`.
+    gpu_id (int): -1 for the CPU, else the CUDA device.
+    """
+    if n_process < 1:
+        raise AnnotateError(f"n_process ({n_process}) must be >= 1")
+    if gpu_id >= 0 and n_process > 1:
+        raise AnnotateError(
+            f"n_process ({n_process}) > 1 with gpu_id {gpu_id}: worker processes forked after CUDA "
+            "is initialised crash or hang, and one process already keeps a GPU busy; "
+            "use --n-process 1 with a larger --batch-size"
+        )
+
+
+def annotate(
+    model: PathLike,
+    input_path: PathLike,
+    output_path: PathLike,
+    fmt: str = "auto",
+    text_field: str = "text",
+    id_field: str = "id",
+    batch_size: Optional[int] = None,
+    n_process: int = 1,
+    gpu_id: int = -1,
+    on_error: str = "raise",
+    torch_threads: Optional[int] = None,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Annotate an input file (or stdin) into a JSONL output file (or stdout).
+
+    model (PathLike): The pipeline: a folder or an installed package name.
+    input_path (PathLike): JSONL or plain text, "-" for stdin.
+    output_path (PathLike): The JSONL output, "-" for stdout; a file is written atomically.
+    fmt (str): "auto", "jsonl" or "text" (see `resolve_format`).
+    text_field (str): The JSONL field with the text.
+    id_field (str): The JSONL field with the id; without it a record's id is its line number.
+    batch_size (Optional[int]): `nlp.pipe` batch size; None for the pipeline's own
+        on the CPU and `DEFAULT_GPU_BATCH_SIZE` on a GPU.
+    n_process (int): Processes for `nlp.pipe` (CPU only).
+    gpu_id (int): -1 for the CPU, else the CUDA device (one process).
+    on_error (str): For a malformed line, "raise" (stop with an `AnnotateInputError`
+        naming the line; nothing is left at `output_path`) or "record" (write
+        `{"id", "error"}` in its place).
+    torch_threads (Optional[int]): PyTorch threads per process; None for
+        cpu_count // n_process when n_process > 1, else PyTorch's default.
+    progress (bool): Show a progress bar (docs/s) on stderr.
+    RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second.
+    """
+    from tqdm import tqdm
+
+    if on_error not in ON_ERROR:
+        raise AnnotateError(f"on_error '{on_error}' is not one of {', '.join(ON_ERROR)}")
+    if batch_size is not None and batch_size < 1:
+        raise AnnotateError(f"batch_size ({batch_size}) must be >= 1")
+    check_processes(n_process, gpu_id)
+    fmt = resolve_format(input_path, fmt)
+    if str(input_path) != STDIO and not Path(input_path).is_file():
+        raise AnnotateError(f"input file {input_path} does not exist")
+    set_torch_threads(torch_threads, n_process)
+    nlp = load_pipeline(model, gpu_id)
+    if batch_size is None and gpu_id >= 0:
+        batch_size = max(DEFAULT_GPU_BATCH_SIZE, nlp.batch_size)
+    total = count_lines(input_path) if progress else None
+    counts = {"lines": 0, "entities": 0, "errors": 0}
+    start = time.perf_counter()
+    with open_input(input_path) as stream, open_output(output_path) as out:
+        results = annotate_lines(nlp, read_numbered_lines(stream), fmt, text_field, id_field, batch_size, n_process)
+        bar = tqdm(results, total=total, unit="doc", desc="Annotating", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        with bar:
+            for result in bar:
+                _write_result(result, out, input_path, on_error, counts)
+    seconds = time.perf_counter() - start
+    return {**counts, "seconds": seconds, "docs_per_second": counts["lines"] / seconds if seconds > 0 else 0.0}
+
+
+def _write_result(result: LineResult, out: IO[str], input_path: PathLike, on_error: str, counts: Dict[str, int]) -> None:
+    if result.error is not None:
+        if on_error == "raise":
+            name = "stdin" if str(input_path) == STDIO else str(input_path)
+            raise AnnotateInputError(
+                f"{name}: line {result.line_no}: {result.error} (use --on-error record to write an error line instead)"
+            )
+        counts["errors"] += 1
+    else:
+        counts["entities"] += len(result.record["entities"])
+    out.write(record_to_json(result.record) + "\n")
+    counts["lines"] += 1
+
+
+def set_torch_threads(torch_threads: Optional[int], n_process: int = 1) -> Optional[int]:
+    """Set PyTorch's intra-op threads before any process is forked (children inherit it).
+
+    With several processes on a few cores, each process using every core only
+    oversubscribes them; by default each gets its share.
+
+    torch_threads (Optional[int]): Threads per process; None for the default.
+    n_process (int): The number of processes that will run the model.
+    RETURNS (Optional[int]): The number set, or None when left alone.
+    """
+    if torch_threads is None and n_process > 1:
+        torch_threads = max(1, (os.cpu_count() or 1) // n_process)
+    if torch_threads is None:
+        return None
+    if torch_threads < 1:
+        raise AnnotateError(f"torch_threads ({torch_threads}) must be >= 1")
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    return torch_threads
+
+
+def run_cli(**kwargs: Any) -> None:
+    """Run `annotate` for a CLI: bad input or options end in one line on stderr
+    and exit status 1; the summary goes to stderr, as stdout may be the output."""
+    try:
+        summary = annotate(**kwargs)
+    except AnnotateError as e:
+        fail(str(e))
+    except BrokenPipeError:
+        # The reader of stdout went away (`... | head`): stop quietly, as cat does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    print(
+        f"\u2714 {summary['lines']} lines ({summary['errors']} errors), {summary['entities']} entities "
+        f"in {summary['seconds']:.1f}s ({summary['docs_per_second']:.1f} docs/s)",
+        file=sys.stderr,
+    )
