@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional
 from spacy.cli._util import parse_config_overrides
 from wasabi import msg
 
+from .loggers import TrainingBudgetExhausted
 from .util import fail, PathLike, require_device, resolve_transformer, spacy_lang, write_json_atomic
 
 TRAIN_INFO = "train_info.json"
@@ -57,7 +58,14 @@ def train(
     all_overrides.update(overrides or {})
     _evaluate_last_step(config_path, all_overrides)
     start = time.perf_counter()
-    spacy_train(config_path, output_dir, use_gpu=gpu_id, overrides=all_overrides)
+    stopped_by_budget = False
+    try:
+        spacy_train(config_path, output_dir, use_gpu=gpu_id, overrides=all_overrides)
+    except TrainingBudgetExhausted as stop:
+        # ner_component.TimedConsoleLogger.v1 ends the loop this way; spaCy has
+        # saved model-best and model-last on the way out
+        stopped_by_budget = True
+        msg.info(f"Stopped: {stop}")
     seconds = time.perf_counter() - start
     info = {
         "lang": lang,
@@ -65,6 +73,7 @@ def train(
         "transformer": transformer,
         "overrides": {k: v for k, v in all_overrides.items() if not k.startswith("paths.")},
         "train_seconds": round(seconds, 1),
+        "stopped_by_budget": stopped_by_budget,
         "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
         "hardware": _hardware(gpu_id),
     }
