@@ -1,0 +1,47 @@
+"""Annotate a large JSONL or plain-text input on a Ray cluster (Ray Data), writing
+the same JSON lines, in the same order, as scripts/annotate.py."""
+from typing import Optional
+
+import typer
+
+from ner_component.ray_annotate import DEFAULT_LINES_PER_CHUNK, run_cli
+
+
+def main(
+    model: str = typer.Argument(..., help="Pipeline: a package installed on the workers or a folder they can read"),
+    input_path: str = typer.Argument(..., metavar="INPUT", help="JSONL or plain text: a path the workers can read, or an s3:// / gs:// URI"),
+    output_path: str = typer.Argument(..., metavar="OUTPUT", help="JSONL output on the driver, - for stdout (a file is written atomically)"),
+    address: Optional[str] = typer.Option(None, help="Ray cluster, e.g. ray://head:10001 or auto (default: $RAY_ADDRESS, else a local Ray)"),
+    concurrency: int = typer.Option(2, help="Annotation workers, each loading the pipeline once"),
+    num_cpus: float = typer.Option(1.0, help="CPUs per worker (its PyTorch threads)"),
+    gpu: bool = typer.Option(False, "--gpu", help="One GPU per worker (num_gpus=1)"),
+    batch_size: int = typer.Option(256, help="Lines per batch handed to a worker"),
+    spacy_batch_size: Optional[int] = typer.Option(None, help="nlp.pipe batch size inside a worker (default: the pipeline's)"),
+    input_format: str = typer.Option("auto", "--format", help="auto (by suffix: .jsonl/.ndjson/.json are JSONL), jsonl or text"),
+    text_field: str = typer.Option("text", help="JSONL field with the text"),
+    id_field: str = typer.Option("id", help="JSONL field with the id (default id: the line number)"),
+    on_error: str = typer.Option("raise", help="Malformed line: raise (stop, naming the line) or record (write {id, error})"),
+    lines_per_chunk: int = typer.Option(DEFAULT_LINES_PER_CHUNK, help="Lines per read task"),
+    progress: bool = typer.Option(True, help="Progress bar with docs/s on stderr"),
+) -> None:
+    run_cli(
+        model=model,
+        input_path=input_path,
+        output_path=output_path,
+        fmt=input_format,
+        text_field=text_field,
+        id_field=id_field,
+        concurrency=concurrency,
+        batch_size=batch_size,
+        spacy_batch_size=spacy_batch_size,
+        use_gpu=gpu,
+        num_cpus=num_cpus,
+        on_error=on_error,
+        address=address,
+        lines_per_chunk=lines_per_chunk,
+        progress=progress,
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)
