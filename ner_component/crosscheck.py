@@ -16,6 +16,7 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.training.iob_utils import biluo_to_iob, doc_to_biluo_tags
+from tqdm import tqdm
 
 # spaCy's and seqeval's figures are the same counts divided the same way: allow for
 # float rounding only (and for the 4 decimals a rounded JSON report keeps).
@@ -79,7 +80,9 @@ def predict_with_gold_tokens(
         Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
         for doc in gold_docs
     )
-    predicted = nlp.pipe(inputs, batch_size=batch_size)
+    predicted = tqdm(
+        nlp.pipe(inputs, batch_size=batch_size), total=len(gold_docs), desc="predict", unit=" docs"
+    )
     return [Example(pred, gold) for pred, gold in zip(predicted, gold_docs)]
 
 
