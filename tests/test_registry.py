@@ -1,0 +1,49 @@
+"""Every registered name resolves through the entry points in pyproject.toml, so
+configs work without `--code` and packaged pipelines find them."""
+import sys
+from pathlib import Path
+
+import pytest
+from spacy.util import registry
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PYPROJECT = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+ENTRY_POINTS = PYPROJECT["project"]["entry-points"]
+REGISTRIES = {
+    "spacy_factories": "factories",
+    "spacy_architectures": "architectures",
+    "spacy_layers": "layers",
+    "spacy_loggers": "loggers",
+    "spacy_readers": "readers",
+    "spacy_scorers": "scorers",
+}
+NAMES = [(group, name) for group, names in ENTRY_POINTS.items() for name in names]
+
+
+@pytest.mark.parametrize("group,name", NAMES)
+def test_registered_name_resolves(group, name):
+    if group == "spacy_factories":
+        import spacy
+
+        # spaCy loads factory entry points when a pipe is created by name
+        spacy.blank("xx").add_pipe(name)
+    found = registry.get(REGISTRIES[group], name)
+    module, _, attr = ENTRY_POINTS[group][name].partition(":")
+    assert found.__module__ == module
+    assert found.__name__ == attr
+
+
+def test_entry_points_cover_every_registered_name():
+    """A function registered in code but not in pyproject.toml would be missing
+    from packaged pipelines' requirements."""
+    import ner_component.loggers  # noqa: F401
+    import ner_component.token_ner  # noqa: F401
+
+    for reg_name in set(REGISTRIES.values()) - {"factories"}:
+        ours = {n for n in getattr(registry, reg_name).get_all() if n.startswith("ner_component.")}
+        group = next(g for g, r in REGISTRIES.items() if r == reg_name)
+        assert ours == set(ENTRY_POINTS.get(group, {})), reg_name
