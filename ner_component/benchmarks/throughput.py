@@ -1,0 +1,542 @@
+"""Inference throughput: the spaCy pipeline against the Hugging Face
+token-classification pipeline on the same backbone, texts and machine.
+
+Both engines annotate the same texts: the sentences of the WikiANN test split
+(tokens joined by spaces) and longer documents made by joining consecutive
+sentences. Each run is one process of its own, started fresh, so that its peak
+memory is its own: the parent samples the resident memory of the whole process
+tree (spaCy's worker processes included) and the child reports its own
+`ru_maxrss`. Every run uses the same number of PyTorch threads in total; with
+`n_process` spaCy workers each gets its share, as `scripts/annotate.py` does.
+
+Timing covers annotation only: the pipeline is loaded and, in a single process,
+warmed up on one batch before the clock starts. With `n_process > 1` the workers
+are forked when annotation starts, so their start-up is part of the time, as it is
+for a user of `nlp.pipe(n_process=...)`.
+
+The spaCy configurations are swept over `nlp.pipe` batch sizes and process counts
+to find the best for the machine; the agreement of the two engines' entities is
+the F1 of character spans + labels of Hugging Face against the fastest spaCy run.
+"""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from ..util import PathLike, atomic_path, fail, write_json_atomic, write_text_atomic
+
+ENGINES = ("spacy", "hf")
+SETTINGS = ("sentences", "documents")
+DEFAULT_SPACY_BATCH_SIZES = (16, 64, 256)
+DEFAULT_N_PROCESS = (1, 2)
+DEFAULT_HF_BATCH_SIZES = (1, 32)
+DEFAULT_JOIN = 16
+# The WikiANN tag set of a Hugging Face token-classification folder.
+HF_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+# How often the parent samples the memory of a run's process tree.
+_SAMPLE_SECONDS = 0.05
+
+# (doc index, start char, end char, label)
+Entity = Tuple[int, int, int, str]
+
+
+# ----------------------------------------------------------------------- texts
+
+
+def sentence_texts(test_path: PathLike, limit: Optional[int] = None) -> List[str]:
+    """The sentences of a `.spacy` corpus as texts: tokens joined by spaces.
+
+    test_path (PathLike): The corpus, e.g. `corpus/en/test.spacy`.
+    limit (Optional[int]): Keep the first `limit` sentences; None for all.
+    RETURNS (List[str]): One text per sentence.
+    """
+    from ..convert import read_docs
+
+    docs = read_docs(test_path)
+    if limit is not None:
+        docs = docs[:limit]
+    return [" ".join(token.text for token in doc) for doc in docs]
+
+
+def join_documents(sentences: Sequence[str], n: int) -> List[str]:
+    """Longer documents: every `n` consecutive sentences joined by a space.
+
+    sentences (Sequence[str]): The sentences.
+    n (int): Sentences per document (the last document may have fewer).
+    RETURNS (List[str]): The documents.
+    """
+    if n < 1:
+        raise ValueError(f"n ({n}) must be >= 1")
+    return [" ".join(sentences[i : i + n]) for i in range(0, len(sentences), n)]
+
+
+def count_words(texts: Iterable[str]) -> int:
+    """Whitespace-separated words: the unit of words/s, the same for both engines."""
+    return sum(len(text.split()) for text in texts)
+
+
+# ------------------------------------------------------------ a stand-in model
+
+
+def build_random_token_classifier(output: PathLike, backbone: PathLike, tiny: bool = False, seed: int = 0) -> Path:
+    """Write a Hugging Face token-classification folder with the WikiANN tags and
+    an untrained classification head: a stand-in for the fine-tuned model, with
+    the same inference cost, where none has been trained yet.
+
+    output (PathLike): The folder to write (replaced when complete).
+    backbone (PathLike): A BERT folder whose tokenizer (and, unless `tiny`, weights) to use.
+    tiny (bool): A 2-layer, 32-wide random BERT around the backbone's tokenizer
+        (for tests) instead of the backbone's own weights.
+    seed (int): Seed of the random weights.
+    RETURNS (Path): The folder.
+    """
+    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification, set_seed
+
+    set_seed(seed)
+    id2label = dict(enumerate(HF_LABELS))
+    label2id = {label: i for i, label in id2label.items()}
+    tokenizer = AutoTokenizer.from_pretrained(str(backbone))
+    if tiny:
+        config = BertConfig(
+            vocab_size=tokenizer.vocab_size,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=512,
+            num_labels=len(HF_LABELS),
+            id2label=id2label,
+            label2id=label2id,
+        )
+        model = BertForTokenClassification(config)
+    else:
+        model = BertForTokenClassification.from_pretrained(
+            str(backbone), num_labels=len(HF_LABELS), id2label=id2label, label2id=label2id
+        )
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(tmp, output)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return output
+
+
+# --------------------------------------------------------------- one run (child)
+
+
+def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Annotate texts with one engine and configuration, in this process.
+
+    spec (Dict[str, Any]): engine ("spacy" or "hf"), model, texts_path (a JSON
+        list of texts), batch_size, n_process (spaCy only) and torch_threads
+        (per process).
+    RETURNS (Dict[str, Any]): load_seconds, seconds (annotation only), docs,
+        words, entities ([start, end, label] per doc) and max_rss_mb of this
+        process and of its finished children.
+    """
+    import resource
+
+    import torch
+
+    torch.set_num_threads(int(spec["torch_threads"]))
+    texts: List[str] = json.loads(Path(spec["texts_path"]).read_text(encoding="utf8"))
+    batch_size = int(spec["batch_size"])
+    start = time.perf_counter()
+    if spec["engine"] == "spacy":
+        annotate_texts = _spacy_annotator(spec["model"], batch_size, int(spec.get("n_process", 1)))
+    elif spec["engine"] == "hf":
+        annotate_texts = _hf_annotator(spec["model"], batch_size)
+    else:
+        raise ValueError(f"engine '{spec['engine']}' is not one of {', '.join(ENGINES)}")
+    load_seconds = time.perf_counter() - start
+    if int(spec.get("n_process", 1)) == 1:
+        annotate_texts(texts[:batch_size])  # warm-up: first-call allocations and caches
+    start = time.perf_counter()
+    entities = annotate_texts(texts)
+    seconds = time.perf_counter() - start
+    kb_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kb_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "load_seconds": load_seconds,
+        "seconds": seconds,
+        "docs": len(texts),
+        "words": count_words(texts),
+        "entities": entities,
+        "max_rss_mb_self": kb_self / 1024,
+        "max_rss_mb_children": kb_children / 1024,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _spacy_annotator(model: str, batch_size: int, n_process: int) -> Any:
+    from ..annotate import load_pipeline
+
+    nlp = load_pipeline(model)
+
+    def annotate_texts(texts: List[str]) -> List[List[Tuple[int, int, str]]]:
+        docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
+        return [[(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents] for doc in docs]
+
+    return annotate_texts
+
+
+def _hf_annotator(model: str, batch_size: int) -> Any:
+    from transformers import pipeline
+
+    ner = pipeline("token-classification", model=model, aggregation_strategy="simple", device=-1)
+
+    def annotate_texts(texts: List[str]) -> List[List[Tuple[int, int, str]]]:
+        outputs = ner(texts, batch_size=batch_size)
+        return [[(int(e["start"]), int(e["end"]), str(e["entity_group"])) for e in output] for output in outputs]
+
+    return annotate_texts
+
+
+def run_engine_file(spec_path: str, result_path: str) -> None:
+    """The entry point of a run's process: read the spec, write the result."""
+    spec = json.loads(Path(spec_path).read_text(encoding="utf8"))
+    write_json_atomic(result_path, run_engine(spec))
+
+
+# -------------------------------------------------------------- one run (parent)
+
+
+def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
+    """Run one engine configuration in a fresh process and measure its peak memory.
+
+    spec (Dict[str, Any]): See `run_engine`.
+    work_dir (PathLike): Where to keep the spec, result and log of the run.
+    RETURNS (Dict[str, Any]): The run's result, plus peak_rss_mb (the largest sum of
+        the resident memory of the process and its children, sampled every 50 ms)
+        and words_per_second.
+    """
+    import psutil
+
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    label = run_label(spec)
+    spec_path = work_dir / f"{label}.spec.json"
+    result_path = work_dir / f"{label}.result.json"
+    log_path = work_dir / f"{label}.log"
+    write_json_atomic(spec_path, spec)
+    threads = str(spec["torch_threads"])
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=threads,
+        MKL_NUM_THREADS=threads,
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    code = "import sys; from ner_component.benchmarks.throughput import run_engine_file; run_engine_file(sys.argv[1], sys.argv[2])"
+    peak = 0
+    with log_path.open("wb") as log:
+        proc = psutil.Popen([sys.executable, "-c", code, str(spec_path), str(result_path)], stdout=log, stderr=log, env=env)
+        while proc.poll() is None:
+            peak = max(peak, _tree_rss(proc))
+            time.sleep(_SAMPLE_SECONDS)
+    if proc.returncode != 0 or not result_path.exists():
+        lines = log_path.read_text(encoding="utf8", errors="replace").strip().splitlines()
+        fail(f"The {label} run failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'} (log: {log_path})")
+    result = json.loads(result_path.read_text(encoding="utf8"))
+    result.update(
+        {
+            "engine": spec["engine"],
+            "setting": spec.get("setting"),
+            "batch_size": spec["batch_size"],
+            "n_process": spec.get("n_process", 1),
+            "label": label,
+            "peak_rss_mb": peak / (1024 * 1024),
+            "words_per_second": result["words"] / result["seconds"],
+            "docs_per_second": result["docs"] / result["seconds"],
+        }
+    )
+    return result
+
+
+def _tree_rss(proc: Any) -> int:
+    import psutil
+
+    total = 0
+    try:
+        processes = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_label(spec: Dict[str, Any]) -> str:
+    """A short name for a run, e.g. "sentences-spacy-bs64-np2"."""
+    parts = [spec.get("setting") or "texts", spec["engine"], f"bs{spec['batch_size']}"]
+    if spec["engine"] == "spacy":
+        parts.append(f"np{spec.get('n_process', 1)}")
+    return "-".join(parts)
+
+
+# ------------------------------------------------------------------ agreement
+
+
+def entity_set(entities: Sequence[Sequence[Sequence[Any]]]) -> Set[Entity]:
+    """The entities of a run as (doc index, start char, end char, label)."""
+    return {(i, int(start), int(end), str(label)) for i, doc in enumerate(entities) for start, end, label in doc}
+
+
+def agreement(reference: Set[Entity], other: Set[Entity]) -> Dict[str, float]:
+    """Precision, recall and F1 of `other` against `reference` (exact char spans and labels).
+
+    reference (Set[Entity]): The reference entities.
+    other (Set[Entity]): The entities compared to them.
+    RETURNS (Dict[str, float]): precision, recall, f1 (1.0 when both are empty).
+    """
+    both = len(reference & other)
+    precision = both / len(other) if other else float(not reference)
+    recall = both / len(reference) if reference else float(not other)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+# ------------------------------------------------------------------ benchmark
+
+
+def run_benchmark(
+    model: str,
+    test_path: PathLike,
+    hf_model: PathLike,
+    output_dir: PathLike,
+    name: str,
+    batch_sizes: Sequence[int] = DEFAULT_SPACY_BATCH_SIZES,
+    n_processes: Sequence[int] = DEFAULT_N_PROCESS,
+    hf_batch_sizes: Sequence[int] = DEFAULT_HF_BATCH_SIZES,
+    torch_threads: Optional[int] = None,
+    limit: Optional[int] = None,
+    join: int = DEFAULT_JOIN,
+    settings: Sequence[str] = SETTINGS,
+) -> Dict[str, Any]:
+    """Benchmark the spaCy pipeline against the Hugging Face pipeline and write
+    `<name>.json`, `<name>.md` and `<name>.png` to `output_dir`.
+
+    model (str): The spaCy pipeline: a folder or an installed package name.
+    test_path (PathLike): The test `.spacy` corpus whose sentences are the texts.
+    hf_model (PathLike): A Hugging Face token-classification folder on the same backbone.
+    output_dir (PathLike): Where to write the results, e.g. `metrics/throughput`.
+    name (str): The results' file name, e.g. "en".
+    batch_sizes (Sequence[int]): spaCy `nlp.pipe` batch sizes to sweep.
+    n_processes (Sequence[int]): spaCy process counts to sweep.
+    hf_batch_sizes (Sequence[int]): Hugging Face pipeline batch sizes.
+    torch_threads (Optional[int]): PyTorch threads in all, shared by a run's
+        processes; None for the number of CPU cores.
+    limit (Optional[int]): Use the first `limit` test sentences; None for all.
+    join (int): Sentences per document in the "documents" setting.
+    settings (Sequence[str]): Which of "sentences" and "documents" to run.
+    RETURNS (Dict[str, Any]): The results.
+    """
+    _check_sweep(batch_sizes, n_processes, hf_batch_sizes, settings)
+    if not Path(test_path).is_file():
+        fail(f"test corpus {test_path} does not exist")
+    if not (Path(hf_model) / "config.json").is_file():
+        fail(f"--hf-model {hf_model} is not a Hugging Face model folder (no config.json)")
+    total_threads = torch_threads if torch_threads is not None else (os.cpu_count() or 1)
+    if total_threads < 1:
+        fail(f"torch_threads ({total_threads}) must be >= 1")
+    sentences = sentence_texts(test_path, limit)
+    if not sentences:
+        fail(f"test corpus {test_path} has no sentences")
+    texts_by_setting = {"sentences": sentences, "documents": join_documents(sentences, join)}
+    output_dir = Path(output_dir)
+    runs: List[Dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="throughput.") as work:
+        for setting in settings:
+            texts_path = Path(work) / f"{setting}.json"
+            texts_path.write_text(json.dumps(texts_by_setting[setting], ensure_ascii=False), encoding="utf8")
+            specs = [
+                {"engine": "spacy", "model": str(model), "batch_size": bs, "n_process": n, "torch_threads": max(1, total_threads // n)}
+                for n in n_processes
+                for bs in batch_sizes
+            ]
+            specs += [
+                {"engine": "hf", "model": str(hf_model), "batch_size": bs, "n_process": 1, "torch_threads": total_threads}
+                for bs in hf_batch_sizes
+            ]
+            for spec in specs:
+                spec.update({"setting": setting, "texts_path": str(texts_path)})
+                print(f"\u2139 {run_label(spec)} ...", file=sys.stderr, flush=True)
+                run = measure(spec, work)
+                print(
+                    f"  {run['words_per_second']:.0f} words/s, peak RSS {run['peak_rss_mb']:.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                runs.append(run)
+    result = summarize(runs, texts_by_setting, settings)
+    result.update(
+        {
+            "name": name,
+            "model": str(model),
+            "hf_model": str(hf_model),
+            "test": str(test_path),
+            "limit": limit,
+            "join": join,
+            "torch_threads": total_threads,
+            "machine": machine(),
+        }
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output_dir / f"{name}.json", result)
+    write_text_atomic(output_dir / f"{name}.md", markdown_table(result))
+    plot_throughput(result, output_dir / f"{name}.png")
+    return result
+
+
+def _check_sweep(
+    batch_sizes: Sequence[int], n_processes: Sequence[int], hf_batch_sizes: Sequence[int], settings: Sequence[str]
+) -> None:
+    for option, values in (("batch sizes", batch_sizes), ("n_process", n_processes), ("HF batch sizes", hf_batch_sizes)):
+        if not values or any(int(v) < 1 for v in values):
+            fail(f"{option} ({', '.join(str(v) for v in values) or 'none'}) must be integers >= 1")
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown or not settings:
+        fail(f"settings ({', '.join(settings) or 'none'}) must be among {', '.join(SETTINGS)}")
+
+
+def summarize(runs: List[Dict[str, Any]], texts_by_setting: Dict[str, List[str]], settings: Sequence[str]) -> Dict[str, Any]:
+    """Put the runs together: the fastest spaCy configuration of each setting,
+    each run's entity agreement with it, and the runs without their entities.
+
+    runs (List[Dict[str, Any]]): The results of `measure`.
+    texts_by_setting (Dict[str, List[str]]): The texts of each setting.
+    settings (Sequence[str]): The settings run.
+    RETURNS (Dict[str, Any]): settings {setting: {docs, words, best_spacy, best_hf,
+        speedup, agreement}} and runs.
+    """
+    summary: Dict[str, Any] = {}
+    for setting in settings:
+        setting_runs = [run for run in runs if run["setting"] == setting]
+        spacy_runs = [run for run in setting_runs if run["engine"] == "spacy"]
+        hf_runs = [run for run in setting_runs if run["engine"] == "hf"]
+        best_spacy = max(spacy_runs, key=lambda run: run["words_per_second"])
+        best_hf = max(hf_runs, key=lambda run: run["words_per_second"])
+        reference = entity_set(best_spacy["entities"])
+        for run in setting_runs:
+            run["agreement_with_best_spacy"] = agreement(reference, entity_set(run["entities"]))
+            run["n_entities"] = sum(len(doc) for doc in run["entities"])
+        summary[setting] = {
+            "docs": len(texts_by_setting[setting]),
+            "words": count_words(texts_by_setting[setting]),
+            "best_spacy": best_spacy["label"],
+            "best_spacy_batch_size": best_spacy["batch_size"],
+            "best_spacy_n_process": best_spacy["n_process"],
+            "best_hf": best_hf["label"],
+            "speedup_best_spacy_over_best_hf": best_spacy["words_per_second"] / best_hf["words_per_second"],
+            "hf_f1_against_spacy": best_hf["agreement_with_best_spacy"]["f1"],
+            "min_f1_between_spacy_runs": min(run["agreement_with_best_spacy"]["f1"] for run in spacy_runs),
+        }
+    slim_runs = [{key: value for key, value in run.items() if key != "entities"} for run in runs]
+    return {"settings": summary, "runs": slim_runs}
+
+
+def machine() -> Dict[str, Any]:
+    """What the benchmark ran on."""
+    import psutil
+    import spacy
+    import torch
+    import transformers
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "python": platform.python_version(),
+        "spacy": spacy.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+# -------------------------------------------------------------------- reports
+
+
+def markdown_table(result: Dict[str, Any]) -> str:
+    """The runs as a Markdown table, one per setting, with the summary under it."""
+    lines: List[str] = [
+        f"Texts: {result['test']} ({'first ' + str(result['limit']) if result['limit'] is not None else 'all'} sentences); "
+        f"documents = {result['join']} sentences joined. PyTorch threads: {result['torch_threads']} in all "
+        f"(per process: {result['torch_threads']} // n_process). Machine: {result['machine']['cpu_count']} CPU cores, "
+        f"{result['machine']['memory_gb']} GB.",
+        "",
+    ]
+    for setting, summary in result["settings"].items():
+        lines += [
+            f"### {setting}: {summary['docs']} docs, {summary['words']} words",
+            "",
+            "| engine | batch size | processes | threads/process | words/s | docs/s | peak RSS (MB) | load (s) | entities | F1 vs fastest spaCy |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for run in result["runs"]:
+            if run["setting"] != setting:
+                continue
+            engine = "spaCy" if run["engine"] == "spacy" else "HF pipeline"
+            best = " **(fastest)**" if run["label"] in (summary["best_spacy"], summary["best_hf"]) else ""
+            lines.append(
+                f"| {engine}{best} | {run['batch_size']} | {run['n_process']} | {run['torch_threads']} | "
+                f"{run['words_per_second']:.0f} | {run['docs_per_second']:.1f} | {run['peak_rss_mb']:.0f} | "
+                f"{run['load_seconds']:.1f} | {run['n_entities']} | {100 * run['agreement_with_best_spacy']['f1']:.1f} |"
+            )
+        lines += [
+            "",
+            f"Fastest spaCy: batch size {summary['best_spacy_batch_size']}, n_process {summary['best_spacy_n_process']}; "
+            f"{summary['speedup_best_spacy_over_best_hf']:.2f}x the fastest HF run. "
+            f"Entity agreement (char span + label F1) of HF with it: {100 * summary['hf_f1_against_spacy']:.1f}; "
+            f"lowest between spaCy configurations: {100 * summary['min_f1_between_spacy_runs']:.1f}.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def plot_throughput(result: Dict[str, Any], path: PathLike) -> None:
+    """Bar charts of words/s per configuration (one panel per setting), peak RSS on each bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(result["settings"])
+    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        runs = [run for run in result["runs"] if run["setting"] == setting]
+        names = [
+            f"spaCy bs={r['batch_size']} np={r['n_process']}" if r["engine"] == "spacy" else f"HF bs={r['batch_size']}"
+            for r in runs
+        ]
+        speeds = [r["words_per_second"] for r in runs]
+        colors = ["tab:blue" if r["engine"] == "spacy" else "tab:orange" for r in runs]
+        ys = range(len(runs))
+        ax.barh(list(ys), speeds, color=colors)
+        for y, run in zip(ys, runs):
+            ax.text(run["words_per_second"], y, f" {run['peak_rss_mb']:.0f} MB", va="center", fontsize=7)
+        ax.set_yticks(list(ys), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("words/s (peak RSS at the bar's end)")
+        ax.set_xlim(0, max(speeds) * 1.3)
+        ax.set_title(f"{setting} ({result['settings'][setting]['docs']} docs), {result['torch_threads']} torch threads", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,50 @@
+"""Benchmark inference: the spaCy pipeline (batch sizes x processes) against the
+Hugging Face token-classification pipeline, words/s, peak memory and agreement."""
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ner_component.benchmarks.throughput import DEFAULT_JOIN, SETTINGS, run_benchmark
+from ner_component.util import fail
+
+
+def int_list(value: str, option: str) -> List[int]:
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        fail(f"{option} '{value}' is not a comma-separated list of integers")
+
+
+def main(
+    model: str = typer.Argument(..., help="spaCy pipeline: folder or installed package name"),
+    test: Path = typer.Argument(..., exists=True, dir_okay=False, help="Test .spacy corpus (its sentences are the texts)"),
+    output_dir: Path = typer.Argument(..., file_okay=False, help="Folder for <name>.json/.md/.png"),
+    hf_model: Path = typer.Option(..., exists=True, file_okay=False, help="Hugging Face token-classification folder on the same backbone"),
+    name: str = typer.Option("en", help="File name of the results"),
+    batch_sizes: str = typer.Option("16,64,256", help="spaCy nlp.pipe batch sizes to sweep"),
+    n_process: str = typer.Option("1,2", help="spaCy process counts to sweep"),
+    hf_batch_sizes: str = typer.Option("1,32", help="Hugging Face pipeline batch sizes"),
+    torch_threads: Optional[int] = typer.Option(None, help="PyTorch threads in all, shared by a run's processes (default: CPU cores)"),
+    limit: Optional[int] = typer.Option(None, help="Use the first N test sentences (default: all)"),
+    join: int = typer.Option(DEFAULT_JOIN, help="Sentences per document in the 'documents' setting"),
+    settings: str = typer.Option(",".join(SETTINGS), help="Which settings to run: sentences, documents"),
+) -> None:
+    run_benchmark(
+        model,
+        test,
+        hf_model,
+        output_dir,
+        name,
+        batch_sizes=int_list(batch_sizes, "--batch-sizes"),
+        n_processes=int_list(n_process, "--n-process"),
+        hf_batch_sizes=int_list(hf_batch_sizes, "--hf-batch-sizes"),
+        torch_threads=torch_threads,
+        limit=limit,
+        join=join,
+        settings=[s.strip() for s in settings.split(",") if s.strip()],
+    )
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,100 @@
+"""Tests of the throughput benchmark (`ner_component.benchmarks.throughput`) on a
+tiny spaCy pipeline and a tiny Hugging Face model."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from ner_component.benchmarks.throughput import (
+    HF_LABELS,
+    agreement,
+    build_random_token_classifier,
+    entity_set,
+    join_documents,
+    run_benchmark,
+    sentence_texts,
+)
+
+from .annotate_pipelines import build_transformer_pipeline
+
+ROOT = Path(__file__).parent.parent
+SENTENCES = [
+    (["Zoë", "moved", "to", "Zürich", "."], ["B-PER", "O", "O", "B-LOC", "O"]),
+    (["Acme", "Corp", "hired", "her", "in", "東京"], ["B-ORG", "I-ORG", "O", "O", "O", "B-LOC"]),
+    (["Nothing", "here"], ["O", "O"]),
+]
+
+
+@pytest.fixture(scope="module")
+def test_corpus(tmp_path_factory) -> Path:
+    vocab = spacy.blank("en").vocab
+    docs = [Doc(vocab, words=words, ents=tags) for words, tags in SENTENCES * 4]
+    path = tmp_path_factory.mktemp("throughput") / "test.spacy"
+    DocBin(docs=docs).to_disk(path)
+    return path
+
+
+def test_texts(test_corpus: Path) -> None:
+    sentences = sentence_texts(test_corpus, limit=5)
+    assert sentences[:2] == ["Zoë moved to Zürich .", "Acme Corp hired her in 東京"]
+    assert len(sentences) == 5
+    assert join_documents(sentences, 2) == [" ".join(sentences[0:2]), " ".join(sentences[2:4]), sentences[4]]
+
+
+def test_agreement() -> None:
+    reference = entity_set([[(0, 3, "PER"), (10, 16, "LOC")], []])
+    assert reference == {(0, 0, 3, "PER"), (0, 10, 16, "LOC")}
+    same = agreement(reference, reference)
+    assert same == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    # the same span in another doc, or with another label, doesn't count
+    other = entity_set([[(0, 3, "ORG")], [(10, 16, "LOC")]]) | {(0, 10, 16, "LOC")}
+    scores = agreement(reference, other)
+    assert scores["precision"] == pytest.approx(1 / 3) and scores["recall"] == pytest.approx(1 / 2)
+    assert scores["f1"] == pytest.approx(0.4)
+    assert agreement(set(), set())["f1"] == 1.0
+    assert agreement(reference, set())["f1"] == 0.0
+
+
+def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    model = build_transformer_pipeline(tiny_bert, tmp_path / "spacy_model")
+    hf_model = build_random_token_classifier(tmp_path / "hf_model", tiny_bert, tiny=True)
+    config = json.loads((hf_model / "config.json").read_text())
+    assert [config["id2label"][str(i)] for i in range(len(HF_LABELS))] == list(HF_LABELS)
+    result = run_benchmark(
+        str(model), test_corpus, hf_model, tmp_path / "metrics", "tiny",
+        batch_sizes=[2, 4], n_processes=[1, 2], hf_batch_sizes=[2], torch_threads=2, limit=8, join=3,
+    )
+    for suffix in (".json", ".md", ".png"):
+        assert (tmp_path / "metrics" / f"tiny{suffix}").stat().st_size > 0
+    saved = json.loads((tmp_path / "metrics" / "tiny.json").read_text())
+    assert saved["torch_threads"] == 2
+    assert saved["settings"]["sentences"]["docs"] == 8
+    assert saved["settings"]["documents"]["docs"] == 3
+    assert saved["settings"]["sentences"]["words"] == saved["settings"]["documents"]["words"]
+    runs = saved["runs"]
+    assert len(runs) == 2 * (2 * 2 + 1)
+    for run in runs:
+        assert run["words_per_second"] > 0 and run["peak_rss_mb"] > 0
+        assert run["torch_threads"] == (1 if run["n_process"] == 2 else 2)
+        assert "entities" not in run
+    # batching and processes don't change what spaCy finds (the ruler's entities at least)
+    spacy_runs = [run for run in runs if run["engine"] == "spacy"]
+    assert all(run["n_entities"] > 0 for run in spacy_runs)
+    assert saved["settings"]["sentences"]["min_f1_between_spacy_runs"] == pytest.approx(1.0)
+    assert "| HF pipeline" in (tmp_path / "metrics" / "tiny.md").read_text()
+    assert result["settings"] == saved["settings"]
+
+
+def test_cli_rejects_a_folder_without_a_model(test_corpus: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark_throughput.py"), "some_model", str(test_corpus),
+         str(tmp_path / "out"), "--hf-model", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert proc.returncode == 1
+    assert "is not a Hugging Face model folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
