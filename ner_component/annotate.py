@@ -12,11 +12,12 @@ one output line: an annotation `{"id", "entities"}` or, for a malformed line und
 The same per-line functions serve the Ray Data scale-out (`ner_component.ray_annotate`),
 so both write the same records.
 """
+import itertools
 import json
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -33,6 +34,11 @@ ON_ERROR = ("raise", "record")
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 # The Span extension a `token_ner` component sets (`ner_component.token_ner`).
 CONFIDENCE_EXTENSION = "confidence"
+# Lines per spaCy memory zone: the strings and lexemes of new words seen in a zone
+# are freed at its end, so the vocab doesn't grow with the input. With
+# n_process > 1 each zone starts its worker processes afresh, which is cheap at
+# this size.
+DEFAULT_ZONE_LINES = 10_000
 # On the GPU a single process feeds the device; a bigger batch keeps it busy.
 DEFAULT_GPU_BATCH_SIZE = 256
 # How much of a bad line an error message quotes.
@@ -196,11 +202,16 @@ def annotate_lines(
     id_field: str = "id",
     batch_size: Optional[int] = None,
     n_process: int = 1,
+    zone_lines: Optional[int] = DEFAULT_ZONE_LINES,
 ) -> Iterator[LineResult]:
     """Annotate numbered input lines, lazily and in order: one result per line.
 
     Malformed lines go through `nlp.pipe` as empty texts carrying their error, so
-    they keep their place in the order, also with several processes.
+    they keep their place in the order, also with several processes. Every
+    `zone_lines` lines run in a spaCy memory zone (`nlp.memory_zone()`): a doc is
+    turned into plain JSON-ready values before the next one is read, and nothing
+    of it outlives the zone, so memory stays flat even when every line brings new
+    words.
 
     nlp (Language): The pipeline.
     lines (Iterable[Tuple[int, bytes]]): Line numbers and raw lines, e.g. from
@@ -210,15 +221,34 @@ def annotate_lines(
     id_field (str): The JSONL field with the id.
     batch_size (Optional[int]): `nlp.pipe` batch size; None for the pipeline's own.
     n_process (int): Processes for `nlp.pipe`.
+    zone_lines (Optional[int]): Lines per memory zone; None for no memory zones.
     YIELDS (LineResult): The result of each line, in input order.
     """
+    if zone_lines is not None and zone_lines < 1:
+        raise AnnotateError(f"zone_lines ({zone_lines}) must be >= 1")
     parsed = (parse_line(raw, line_no, fmt, text_field, id_field) for line_no, raw in lines)
-    for doc, item in nlp.pipe(((p.text, p) for p in parsed), as_tuples=True, batch_size=batch_size, n_process=n_process):
-        if item.error is not None:
-            record = {"id": item.id, "error": f"line {item.line_no}: {item.error}"}
-            yield LineResult(item.line_no, record, item.error)
-        else:
-            yield LineResult(item.line_no, {"id": item.id, "entities": doc_entities(doc)})
+    zones = _zones(parsed, zone_lines) if zone_lines is not None else iter([parsed])
+    for zone in zones:
+        with nlp.memory_zone() if zone_lines is not None else nullcontext():
+            docs = nlp.pipe(((p.text, p) for p in zone), as_tuples=True, batch_size=batch_size, n_process=n_process)
+            for doc, item in docs:
+                if item.error is not None:
+                    record = {"id": item.id, "error": f"line {item.line_no}: {item.error}"}
+                    result = LineResult(item.line_no, record, item.error)
+                else:
+                    result = LineResult(item.line_no, {"id": item.id, "entities": doc_entities(doc)})
+                # No doc may outlive its memory zone.
+                del doc
+                yield result
+
+
+def _zones(items: Iterator[ParsedLine], size: int) -> Iterator[Iterator[ParsedLine]]:
+    """Lazy consecutive slices of `size` items; each must be used up before the next."""
+    while True:
+        first = next(items, None)
+        if first is None:
+            return
+        yield itertools.chain([first], itertools.islice(items, size - 1))
 
 
 def record_to_json(record: Dict[str, Any]) -> str:
@@ -321,6 +351,7 @@ def annotate(
     on_error: str = "raise",
     torch_threads: Optional[int] = None,
     progress: bool = True,
+    zone_lines: Optional[int] = DEFAULT_ZONE_LINES,
 ) -> Dict[str, Any]:
     """Annotate an input file (or stdin) into a JSONL output file (or stdout).
 
@@ -340,6 +371,7 @@ def annotate(
     torch_threads (Optional[int]): PyTorch threads per process; None for
         cpu_count // n_process when n_process > 1, else PyTorch's default.
     progress (bool): Show a progress bar (docs/s) on stderr.
+    zone_lines (Optional[int]): Lines per spaCy memory zone (see `annotate_lines`).
     RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second.
     """
     from tqdm import tqdm
@@ -360,7 +392,8 @@ def annotate(
     counts = {"lines": 0, "entities": 0, "errors": 0}
     start = time.perf_counter()
     with open_input(input_path) as stream, open_output(output_path) as out:
-        results = annotate_lines(nlp, read_numbered_lines(stream), fmt, text_field, id_field, batch_size, n_process)
+        lines = read_numbered_lines(stream)
+        results = annotate_lines(nlp, lines, fmt, text_field, id_field, batch_size, n_process, zone_lines)
         bar = tqdm(results, total=total, unit="doc", desc="Annotating", file=sys.stderr, disable=not progress, dynamic_ncols=True)
         with bar:
             for result in bar:

@@ -3,7 +3,7 @@ from typing import Optional
 
 import typer
 
-from ner_component.annotate import run_cli
+from ner_component.annotate import DEFAULT_ZONE_LINES, run_cli
 
 
 def main(
@@ -18,6 +18,7 @@ def main(
     gpu_id: int = typer.Option(-1, help="CUDA device (one process), -1 for the CPU"),
     on_error: str = typer.Option("raise", help="Malformed line: raise (stop, naming the line) or record (write {id, error})"),
     torch_threads: Optional[int] = typer.Option(None, help="PyTorch threads per process (default: cores / n_process)"),
+    zone_lines: int = typer.Option(DEFAULT_ZONE_LINES, help="Lines per spaCy memory zone (frees the vocab entries of new words)"),
     progress: bool = typer.Option(True, help="Progress bar with docs/s on stderr"),
 ) -> None:
     run_cli(
@@ -33,6 +34,7 @@ def main(
         on_error=on_error,
         torch_threads=torch_threads,
         progress=progress,
+        zone_lines=zone_lines,
     )
 
 

@@ -171,7 +171,8 @@ def test_order_with_two_processes(annotate_model: Path, tmp_path: Path) -> None:
     lines = many_lines(60)
     source = write_lines(tmp_path / "in.txt", lines)
     annotate(annotate_model, source, tmp_path / "one.jsonl", batch_size=4, n_process=1, torch_threads=1, progress=False)
-    annotate(annotate_model, source, tmp_path / "two.jsonl", batch_size=4, n_process=2, progress=False)
+    # several memory zones, each with its own worker processes
+    annotate(annotate_model, source, tmp_path / "two.jsonl", batch_size=4, n_process=2, zone_lines=16, progress=False)
     one, two = read_records(tmp_path / "one.jsonl"), read_records(tmp_path / "two.jsonl")
     assert len(two) == len(lines)
     assert [r["id"] for r in two] == list(range(1, len(lines) + 1))
@@ -234,6 +235,21 @@ def test_streams_lazily(annotate_model: Path) -> None:
     first = list(itertools.islice(results, 20))
     assert [r.line_no for r in first] == list(range(1, 21))
     assert consumed <= 40
+
+
+def test_memory_zones_keep_the_vocab_flat(annotate_model: Path) -> None:
+    """New words don't pile up in the vocab: each zone frees its strings."""
+    nlp = load_pipeline(annotate_model)
+    lines = [(i, f"Zoë met Xq{i}zw and Yv{i}kp in Zürich\n".encode()) for i in range(1, 61)]
+    list(annotate_lines(nlp, lines[:5], "text", zone_lines=10))
+    n_strings = len(nlp.vocab.strings)
+    results = list(annotate_lines(nlp, lines, "text", zone_lines=10))
+    assert len(results) == len(lines)
+    assert len(nlp.vocab.strings) <= n_strings + 5
+    assert "Xq60zw" not in nlp.vocab.strings
+    # without memory zones, they stay
+    list(annotate_lines(nlp, lines, "text", zone_lines=None))
+    assert len(nlp.vocab.strings) >= n_strings + 2 * len(lines)
 
 
 # -------------------------------------------------------------------- CLI
