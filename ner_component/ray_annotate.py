@@ -34,7 +34,6 @@ from .annotate import (
     AnnotateError,
     AnnotateInputError,
     annotate_lines,
-    check_processes,
     load_pipeline,
     open_output,
     record_to_json,
@@ -260,7 +259,6 @@ def annotate_ray(
         raise AnnotateError(f"concurrency ({concurrency}) must be >= 1")
     if batch_size < 1:
         raise AnnotateError(f"batch_size ({batch_size}) must be >= 1")
-    check_processes(1, 0 if use_gpu else -1)
     path = str(input_path)
     if path == STDIO:
         raise AnnotateError("Ray workers read the input themselves: give a file or a URI, not stdin")

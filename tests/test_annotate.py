@@ -117,6 +117,19 @@ def test_gpu_with_several_processes_is_refused() -> None:
     check_processes(1, 0)
 
 
+def test_gpu_without_a_gpu_is_one_line(annotate_model: Path, tmp_path: Path, capsys) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    source = write_lines(tmp_path / "in.txt", ["Zoë"])
+    with pytest.raises(SystemExit) as exc:
+        annotate(annotate_model, source, tmp_path / "out.jsonl", gpu_id=0, progress=False)
+    assert exc.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "gpu_id is 0 but" in line
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 # ------------------------------------------------------------- annotation
 
 
