@@ -581,9 +581,11 @@ def run_recipe(
     trainer = Trainer(
         model=model, args=args, train_dataset=train_dataset, data_collator=collator, callbacks=[callback]
     )
+    load_start, cpu_start = os.getloadavg(), time.process_time()
     wall_start = time.perf_counter()
     output = trainer.train()
     wall_seconds = time.perf_counter() - wall_start
+    cpu_seconds, load_end = time.process_time() - cpu_start, os.getloadavg()
     state = trainer.state
 
     save_model_atomic(trainer.model, tokenizer, output_dir / MODEL_DIR)
@@ -603,6 +605,10 @@ def run_recipe(
             "epochs": round(float(state.epoch or 0.0), 4),
             "sentences": len(train_tokens),
             "train_loss": round(float(output.training_loss), 4),
+            # how much CPU the run got: a shared machine shows in these
+            "process_cpu_seconds": round(cpu_seconds, 1),
+            "load_average_start": [round(x, 2) for x in load_start],
+            "load_average_end": [round(x, 2) for x in load_end],
         }
     )
     results: Dict[str, Any] = {

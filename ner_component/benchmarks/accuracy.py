@@ -8,6 +8,7 @@ subset; test: seqeval strict IOB2 and default figures on the full test split), a
 this module puts them together as JSON, a Markdown table and a plot of dev F1
 against training minutes.
 """
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -103,7 +104,9 @@ def run_spacy_side(
     log_path = output_dir / LOG_NAME
     derived = output_dir / "config.cfg"
     write_text_atomic(derived, timed_config(config_path, budget_seconds, log_path).to_str())
+    load_start, cpu_start = os.getloadavg(), time.process_time()
     info = train(derived, output_dir, corpus_dir, lang, transformer, gpu_id, max_steps)
+    cpu_seconds, load_end = time.process_time() - cpu_start, os.getloadavg()
     rows, end = read_log(log_path)
     if end is None or not rows:
         fail(f"{log_path}: the timed logger wrote no totals; training did not finish")
@@ -146,6 +149,10 @@ def run_spacy_side(
             "wall_seconds": info["train_seconds"],
             "steps": end["steps"],
             "epochs": end["epoch"],
+            # how much CPU the run got (initialization included): a shared machine shows here
+            "process_cpu_seconds": round(cpu_seconds, 1),
+            "load_average_start": [round(x, 2) for x in load_start],
+            "load_average_end": [round(x, 2) for x in load_end],
         },
         "dev_curve": [{k: row.get(k) for k in curve_keys} for row in rows],
         "test": {
@@ -390,6 +397,11 @@ def markdown_table(comparison: Dict[str, Any]) -> str:
     row("words trained on", lambda r: _num(r["train"]["words"]))
     row("steps / epochs", lambda r: f"{r['train']['steps']} / {r['train']['epochs']}")
     row("stopped by the budget", lambda r: "yes" if r["train"]["stopped_by_budget"] else "no")
+    row("process CPU s / wall s (training with its evaluations)", lambda r: (
+        f"{_num(r['train'].get('process_cpu_seconds'))} / {_num(r['train'].get('wall_seconds'))}"))
+    row("load average at start / end", lambda r: (
+        f"{_num((r['train'].get('load_average_start') or [None])[0], 1)} / "
+        f"{_num((r['train'].get('load_average_end') or [None])[0], 1)}"))
     row("test scoring seconds (words/s)", lambda r: (
         f"{_num(r['test']['seconds'], 1)} ({_num(r['test']['words_per_second'])})"))
     row("setup", _setup)
