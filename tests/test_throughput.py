@@ -79,6 +79,7 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     assert len(runs) == 2 * (2 * 2 + 1)
     for run in runs:
         assert run["words_per_second"] > 0 and run["peak_rss_mb"] > 0
+        assert run["cpu_seconds"] > 0 and run["words_per_cpu_second"] > 0 and run["other_load_cores"] >= 0
         assert run["torch_threads"] == (1 if run["n_process"] == 2 else 2)
         assert "entities" not in run
     # batching and processes don't change what spaCy finds (the ruler's entities at least)

@@ -142,9 +142,9 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     spec (Dict[str, Any]): engine ("spacy" or "hf"), model, texts_path (a JSON
         list of texts), batch_size, n_process (spaCy only) and torch_threads
         (per process).
-    RETURNS (Dict[str, Any]): load_seconds, seconds (annotation only), docs,
-        words, entities ([start, end, label] per doc) and max_rss_mb of this
-        process and of its finished children.
+    RETURNS (Dict[str, Any]): load_seconds, seconds and cpu_seconds_main
+        (annotation only, this process), docs, words, entities ([start, end,
+        label] per doc) and max_rss_mb of this process and of its finished children.
     """
     import resource
 
@@ -163,14 +163,17 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     load_seconds = time.perf_counter() - start
     if int(spec.get("n_process", 1)) == 1:
         annotate_texts(texts[:batch_size])  # warm-up: first-call allocations and caches
+    cpu_start = time.process_time()
     start = time.perf_counter()
     entities = annotate_texts(texts)
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     kb_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kb_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "load_seconds": load_seconds,
         "seconds": seconds,
+        "cpu_seconds_main": cpu_seconds,
         "docs": len(texts),
         "words": count_words(texts),
         "entities": entities,
@@ -219,8 +222,12 @@ def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
     spec (Dict[str, Any]): See `run_engine`.
     work_dir (PathLike): Where to keep the spec, result and log of the run.
     RETURNS (Dict[str, Any]): The run's result, plus peak_rss_mb (the largest sum of
-        the resident memory of the process and its children, sampled every 50 ms)
-        and words_per_second.
+        the resident memory of the process and its children, sampled every 50 ms),
+        words_per_second, cpu_seconds (annotation, all processes: the main one's own
+        count plus the sampled CPU time of its worker processes), words_per_cpu_second
+        (less sensitive than words/s to other load on the machine) and
+        other_load_cores (the CPU time other processes used during the run,
+        divided by its length: how busy the machine was besides the run).
     """
     import psutil
 
@@ -242,15 +249,32 @@ def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
     )
     code = "import sys; from ner_component.benchmarks.throughput import run_engine_file; run_engine_file(sys.argv[1], sys.argv[2])"
     peak = 0
+    cpu_by_pid: Dict[int, float] = {}
+    machine_busy_start = _machine_busy_seconds()
+    children_cpu_start = _reaped_children_cpu_seconds()
+    wall_start = time.perf_counter()
     with log_path.open("wb") as log:
         proc = psutil.Popen([sys.executable, "-c", code, str(spec_path), str(result_path)], stdout=log, stderr=log, env=env)
         while proc.poll() is None:
-            peak = max(peak, _tree_rss(proc))
+            peak = max(peak, _sample_tree(proc, cpu_by_pid))
             time.sleep(_SAMPLE_SECONDS)
+    wall = time.perf_counter() - wall_start
+    machine_busy = _machine_busy_seconds() - machine_busy_start
     if proc.returncode != 0 or not result_path.exists():
         lines = log_path.read_text(encoding="utf8", errors="replace").strip().splitlines()
         fail(f"The {label} run failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'} (log: {log_path})")
     result = json.loads(result_path.read_text(encoding="utf8"))
+    # The run's processes, reaped (exact) or sampled (workers that were never reaped).
+    own_cpu = max(_reaped_children_cpu_seconds() - children_cpu_start, sum(cpu_by_pid.values()))
+    workers_cpu = sum(cpu for pid, cpu in cpu_by_pid.items() if pid != proc.pid)
+    cpu_seconds = result["cpu_seconds_main"] + workers_cpu
+    result.update(
+        {
+            "cpu_seconds": cpu_seconds,
+            "words_per_cpu_second": result["words"] / cpu_seconds if cpu_seconds > 0 else 0.0,
+            "other_load_cores": max(0.0, machine_busy - own_cpu) / wall if wall > 0 else 0.0,
+        }
+    )
     result.update(
         {
             "engine": spec["engine"],
@@ -266,7 +290,8 @@ def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
     return result
 
 
-def _tree_rss(proc: Any) -> int:
+def _sample_tree(proc: Any, cpu_by_pid: Dict[int, float]) -> int:
+    """The summed RSS of a process and its descendants; records each one's CPU time."""
     import psutil
 
     total = 0
@@ -276,10 +301,29 @@ def _tree_rss(proc: Any) -> int:
         return 0
     for process in processes:
         try:
-            total += process.memory_info().rss
+            with process.oneshot():
+                total += process.memory_info().rss
+                times = process.cpu_times()
+            cpu_by_pid[process.pid] = times.user + times.system
         except psutil.Error:
             pass
     return total
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used (all cores)."""
+    import psutil
+
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _reaped_children_cpu_seconds() -> float:
+    """CPU seconds of this process's finished children and the descendants they reaped."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_label(spec: Dict[str, Any]) -> str:
@@ -478,15 +522,17 @@ def markdown_table(result: Dict[str, Any]) -> str:
         f"Texts: {result['test']} ({'first ' + str(result['limit']) if result['limit'] is not None else 'all'} sentences); "
         f"documents = {result['join']} sentences joined. PyTorch threads: {result['torch_threads']} in all "
         f"(per process: {result['torch_threads']} // n_process). Machine: {result['machine']['cpu_count']} CPU cores, "
-        f"{result['machine']['memory_gb']} GB.",
+        f"{result['machine']['memory_gb']} GB. Peak RSS: summed over a run's processes (spaCy's workers included), "
+        "sampled every 50 ms. Other load: CPU time other processes used during a run / its length (0 on a quiet "
+        "machine); words/CPU-s is less sensitive to it than words/s.",
         "",
     ]
     for setting, summary in result["settings"].items():
         lines += [
             f"### {setting}: {summary['docs']} docs, {summary['words']} words",
             "",
-            "| engine | batch size | processes | threads/process | words/s | docs/s | peak RSS (MB) | load (s) | entities | F1 vs fastest spaCy |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| engine | batch size | processes | threads/process | words/s | docs/s | words/CPU-s | peak RSS (MB) | load (s) | entities | F1 vs fastest spaCy | other load (cores) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for run in result["runs"]:
             if run["setting"] != setting:
@@ -495,8 +541,9 @@ def markdown_table(result: Dict[str, Any]) -> str:
             best = " **(fastest)**" if run["label"] in (summary["best_spacy"], summary["best_hf"]) else ""
             lines.append(
                 f"| {engine}{best} | {run['batch_size']} | {run['n_process']} | {run['torch_threads']} | "
-                f"{run['words_per_second']:.0f} | {run['docs_per_second']:.1f} | {run['peak_rss_mb']:.0f} | "
-                f"{run['load_seconds']:.1f} | {run['n_entities']} | {100 * run['agreement_with_best_spacy']['f1']:.1f} |"
+                f"{run['words_per_second']:.0f} | {run['docs_per_second']:.1f} | {run['words_per_cpu_second']:.0f} | "
+                f"{run['peak_rss_mb']:.0f} | {run['load_seconds']:.1f} | {run['n_entities']} | "
+                f"{100 * run['agreement_with_best_spacy']['f1']:.1f} | {run['other_load_cores']:.2f} |"
             )
         lines += [
             "",
