@@ -7,7 +7,7 @@ from ner_component.annotate import DEFAULT_ZONE_LINES, run_cli
 
 
 def main(
-    model: str = typer.Argument(..., help="Pipeline folder or installed package name"),
+    model: str = typer.Argument(..., metavar="MODEL", help="Pipeline folder or installed package name"),
     input_path: str = typer.Argument(..., metavar="INPUT", help="JSONL or plain text (one doc per line), - for stdin"),
     output_path: str = typer.Argument(..., metavar="OUTPUT", help="JSONL output, - for stdout (a file is written atomically)"),
     input_format: str = typer.Option("auto", "--format", help="auto (by suffix: .jsonl/.ndjson/.json are JSONL), jsonl or text"),

@@ -8,7 +8,7 @@ from ner_component.ray_annotate import DEFAULT_LINES_PER_CHUNK, run_cli
 
 
 def main(
-    model: str = typer.Argument(..., help="Pipeline: a package installed on the workers or a folder they can read"),
+    model: str = typer.Argument(..., metavar="MODEL", help="Pipeline: a package installed on the workers or a folder they can read"),
     input_path: str = typer.Argument(..., metavar="INPUT", help="JSONL or plain text: a path the workers can read, or an s3:// / gs:// URI"),
     output_path: str = typer.Argument(..., metavar="OUTPUT", help="JSONL output on the driver, - for stdout (a file is written atomically)"),
     address: Optional[str] = typer.Option(None, help="Ray cluster, e.g. ray://head:10001 or auto (default: $RAY_ADDRESS, else a local Ray)"),

@@ -17,7 +17,7 @@ def int_list(value: str, option: str) -> List[int]:
 
 
 def main(
-    model: str = typer.Argument(..., help="spaCy pipeline: folder or installed package name"),
+    model: str = typer.Argument(..., metavar="MODEL", help="spaCy pipeline: folder or installed package name"),
     test: Path = typer.Argument(..., exists=True, dir_okay=False, help="Test .spacy corpus (its sentences are the texts)"),
     output_dir: Path = typer.Argument(..., file_okay=False, help="Folder for <name>.json/.md/.png"),
     hf_model: Path = typer.Option(..., exists=True, file_okay=False, help="Hugging Face token-classification folder on the same backbone"),
