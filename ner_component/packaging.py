@@ -218,4 +218,37 @@ def build_package(
     if not wheels:
         fail(f"spacy package wrote no wheel under {output_dir}")
     msg.good(f"Built {wheels[-1]}")
+    if any(req.startswith("ner-component") for req in _requirements(wheels[-1])):
+        build_own_wheel(output_dir)
     return wheels[-1]
+
+
+def _requirements(wheel: Path) -> List[str]:
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as whl:
+        metadata = next(whl.read(n).decode("utf8") for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+    return [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+
+
+def build_own_wheel(output_dir: PathLike) -> Optional[Path]:
+    """Build the `ner-component` wheel next to a model that needs it, so that both
+    install into a fresh environment without an index: `pip install packages/*.whl`.
+
+    output_dir (PathLike): The folder to write the wheel to.
+    RETURNS (Optional[Path]): The wheel, or None when the source tree isn't here.
+    """
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").exists():
+        msg.info("The model needs ner-component: install it beside the model (no source tree to build it from here)")
+        return None
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(output_dir), str(root)],
+        check=True,
+    )
+    wheel = sorted(Path(output_dir).glob("ner_component-*.whl"))[-1]
+    msg.good(f"Built {wheel} (the model's registered functions)")
+    return wheel
