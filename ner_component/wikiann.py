@@ -230,9 +230,20 @@ def hub_source(lang: str, dataset_id: str = HUB_DATASET) -> DatasetSource:
         try:
             return datasets.load_dataset(dataset_id, lang)
         except ValueError as err:  # unknown config: the message lists the valid ones
-            raise WikiANNError(f"{dataset_id}: no language '{lang}' ({err})") from err
+            raise WikiANNError(f"{dataset_id}: no language '{lang}' ({_first_line(err)})") from err
+        except Exception as err:  # no network, hub down, dataset moved: one clear line
+            raise WikiANNError(
+                f"{dataset_id} ({lang}): could not load it from the Hugging Face hub "
+                f"({type(err).__name__}: {_first_line(err)}); without network, set the data "
+                "var to a local WikiANN folder, e.g. --vars.data ../shared/wikiann"
+            ) from err
 
     return DatasetSource(load, f"Hugging Face hub dataset {dataset_id} ({lang})")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 def disk_source(path: PathLike) -> DatasetSource:

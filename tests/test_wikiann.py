@@ -141,6 +141,20 @@ def test_hub_source_calls_load_dataset(tmp_path, monkeypatch):
     assert calls == [("unimelb-nlp/wikiann", "xy")]
 
 
+def test_unreachable_hub_is_one_clear_line(monkeypatch):
+    import datasets
+
+    def offline(path, name=None, **kwargs):
+        raise ConnectionError("Couldn't reach 'unimelb-nlp/wikiann' on the Hub (LocalEntryNotFoundError)\nmore")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(WikiANNError) as err:
+        list(resolve_source("hub", "xy").sentences("train"))
+    message = str(err.value)
+    assert "could not load it from the Hugging Face hub (ConnectionError: Couldn't reach" in message
+    assert "--vars.data ../shared/wikiann" in message and "\n" not in message
+
+
 def test_auto_uses_env_folder_then_hub(tmp_path, monkeypatch):
     write_archive(tmp_path)
     monkeypatch.setenv("WIKIANN_DATA", str(tmp_path))
