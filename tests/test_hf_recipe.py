@@ -266,9 +266,14 @@ def test_benchmark_side_by_side(tmp_path, tiny_bert, tiny_wikiann):
     assert comparison["warnings"] == []
     hf, sp = comparison["sides"]["hf"], comparison["sides"]["spacy"]
     assert hf["dev_limit"] == sp["dev_limit"] == spacy_dev_limit(ROOT / "configs" / "cpu.cfg")
+    # spaCy's 2,000 steps can't fit in 2 s; the recipe's 2 epochs of the tiny data may
+    # (the budget stops only what hasn't finished)
+    assert sp["train"]["stopped_by_budget"] is True
+    assert hf["train"]["stopped_by_budget"] or hf["train"]["epochs"] >= 2.0
     for side in (hf, sp):
-        assert side["train"]["stopped_by_budget"] is True
-        assert side["train"]["seconds"] >= 2.0 and side["train"]["words_per_second"] > 0
+        if side["train"]["stopped_by_budget"]:
+            assert side["train"]["seconds"] >= 2.0
+        assert side["train"]["words_per_second"] > 0
         assert side["dev_curve"][-1]["final"] is True
         assert 0.0 <= side["test"]["seqeval_strict"]["f1"] <= 1.0
         assert side["test"]["sentences"] == SIZES["test"]
