@@ -82,6 +82,10 @@ def build_token_classifier(
         `Optimizer(..., lr_scale=...)`. The output layer starts from zeros and
         has to learn from scratch while the transformer only adapts, so it can
         take a larger step; the rest of the model uses the optimizer's rate.
+        The listener's `grad_factor` is no substitute: it scales the gradient
+        sent to the transformer, and thinc's Adam (which also clips each
+        parameter's gradient norm) takes steps that don't depend on the
+        gradient's scale, so it changes nothing but turning the gradient off (0).
     nO (Optional[int]): The number of IOB2 tags; inferred in `initialize`.
     RETURNS (Model[List[Doc], List[Floats2d]]): Per-token tag probabilities,
         one row per token and one column per tag.

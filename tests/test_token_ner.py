@@ -11,7 +11,7 @@ from spacy.language import Language
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
 from spacy.util import registry
-from thinc.api import SGD, Config
+from thinc.api import SGD
 
 from ner_component.token_ner import (
     LR_SCALE_ATTR,
@@ -368,12 +368,14 @@ def test_registered_names_resolve(registry_name, name):
     assert callable(registry.get(registry_name, name))
 
 
-def test_config_resolves():
+def test_config_resolves_and_is_filled():
     config_path = Path(__file__).parent.parent / "configs" / "cpu_token_ner.cfg"
-    config = Config().from_disk(config_path)
+    config = spacy.util.load_config(config_path)
     assert config["components"]["ner"]["factory"] == "token_ner"
-    nlp = spacy.util.load_model_from_config(config, auto_fill=False, validate=True)
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
     assert isinstance(nlp.get_pipe("ner"), TokenNER)
+    # what `spacy init fill-config` checks: filling adds nothing
+    assert nlp.config.to_str() == config.to_str()
 
 
 # --------------------------------------------------------------------- transformer
