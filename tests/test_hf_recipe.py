@@ -260,6 +260,7 @@ def test_benchmark_side_by_side(tmp_path, tiny_bert, tiny_wikiann):
     comparison = run_benchmark(
         "en", corpus, ROOT / "configs" / "cpu.cfg", CONFIG, tmp_path / "training", metrics,
         transformer=str(tiny_bert), budget_seconds=2.0, data=str(tiny_wikiann),
+        hf_overrides={"training.max_steps": 100000},  # the budget, not the epochs, must end it
     )
     for name in (BENCHMARK_JSON, BENCHMARK_MD, BENCHMARK_PNG):
         assert (metrics / name).stat().st_size > 0

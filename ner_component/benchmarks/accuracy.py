@@ -246,6 +246,7 @@ def run_benchmark(
     gpu_id: int = -1,
     spacy_max_steps: Optional[int] = None,
     root: PathLike = ".",
+    hf_overrides: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Run the benchmark's sides and write the comparison.
 
@@ -266,6 +267,7 @@ def run_benchmark(
     gpu_id (int): -1 for the CPU, else the CUDA device.
     spacy_max_steps (Optional[int]): Overrides the spaCy config's training.max_steps.
     root (PathLike): The project root, for data = "auto".
+    hf_overrides (Optional[Dict[str, Any]]): More overrides of the HF recipe's config.
     RETURNS (Dict[str, Any]): What `benchmark.json` holds.
     """
     unknown = [side for side in sides if side not in SIDES]
@@ -276,7 +278,7 @@ def run_benchmark(
     if "hf" in sides:
         results["hf"] = run_hf_side(
             hf_config, training_dir / "hf", lang, data, transformer, budget_seconds,
-            spacy_dev_limit(spacy_config), gpu_id, root,
+            spacy_dev_limit(spacy_config), gpu_id, root, hf_overrides,
         )
     if "spacy" in sides:
         results["spacy"] = run_spacy_side(
