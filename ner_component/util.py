@@ -1,6 +1,7 @@
 """Small shared helpers: atomic writes, language codes, devices, backbones."""
 import json
 import os
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -25,10 +26,17 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 @contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only when the
     block finishes without an exception, so readers never see a half-written file.
+    The file gets the mode a plain `open()` would give it (mkstemp's is 0600).
 
     path (PathLike): The final path.
     YIELDS (Path): The temporary path to write to.
@@ -40,10 +48,51 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            tmp_path.chmod(0o666 & ~_umask())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_dir(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; when the block finishes without an
+    exception, swap it into place (replacing an older `path`), so readers find the
+    old folder or the new one, never half of one. The folder gets the mode a plain
+    `mkdir` would give it (mkdtemp's is 0700).
+
+    path (PathLike): The final folder.
+    YIELDS (Path): The temporary folder to fill.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o777 & ~_umask())
+        replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(src: PathLike, dst: PathLike) -> None:
+    """Rename folder `src` onto `dst`, moving an existing `dst` aside first and
+    deleting it after (a folder can't be renamed onto a non-empty one)."""
+    src, dst = Path(src), Path(dst)
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+    os.replace(dst, old / dst.name)
+    try:
+        os.replace(src, dst)
+    except OSError:
+        os.replace(old / dst.name, dst)  # put the old one back
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text_atomic(path: PathLike, text: str) -> None:
@@ -148,6 +197,18 @@ def resolve_transformer(name: str, cache_dir: Optional[PathLike] = None) -> str:
         "populated Hugging Face cache)"
     )
     return name
+
+
+def config_transformer(config_path: PathLike) -> str:
+    """The transformer a training config names in `paths.transformer` (an offline
+    alias, a local folder or a hub id; see `resolve_transformer`)."""
+    from thinc.api import Config
+
+    config = Config().from_disk(config_path, interpolate=False)
+    name = config.get("paths", {}).get("transformer")
+    if not name:
+        fail(f"{config_path}: paths.transformer is not set; name the backbone there or pass --transformer")
+    return str(name)
 
 
 def read_json(path: PathLike) -> Dict[str, Any]:

@@ -3,6 +3,7 @@ from typing import Optional
 
 import typer
 
+from ner_component import cli
 from ner_component.annotate import DEFAULT_ZONE_LINES, run_cli
 
 
@@ -10,16 +11,16 @@ def main(
     model: str = typer.Argument(..., metavar="MODEL", help="Pipeline folder or installed package name"),
     input_path: str = typer.Argument(..., metavar="INPUT", help="JSONL or plain text (one doc per line), - for stdin"),
     output_path: str = typer.Argument(..., metavar="OUTPUT", help="JSONL output, - for stdout (a file is written atomically)"),
-    input_format: str = typer.Option("auto", "--format", help="auto (by suffix: .jsonl/.ndjson/.json are JSONL), jsonl or text"),
-    text_field: str = typer.Option("text", help="JSONL field with the text"),
-    id_field: str = typer.Option("id", help="JSONL field with the id (default id: the line number)"),
+    input_format: str = cli.INPUT_FORMAT,
+    text_field: str = cli.TEXT_FIELD,
+    id_field: str = cli.ID_FIELD,
     batch_size: Optional[int] = typer.Option(None, help="nlp.pipe batch size (default: the pipeline's; larger on a GPU)"),
     n_process: int = typer.Option(1, help="Processes for nlp.pipe (CPU only)"),
     gpu_id: int = typer.Option(-1, help="CUDA device (one process), -1 for the CPU"),
-    on_error: str = typer.Option("raise", help="Malformed line: raise (stop, naming the line) or record (write {id, error})"),
+    on_error: str = cli.ON_ERROR,
     torch_threads: Optional[int] = typer.Option(None, help="PyTorch threads per process (default: cores / n_process)"),
     zone_lines: int = typer.Option(DEFAULT_ZONE_LINES, help="Lines per spaCy memory zone (frees the vocab entries of new words)"),
-    progress: bool = typer.Option(True, help="Progress bar with docs/s on stderr"),
+    progress: bool = cli.PROGRESS,
 ) -> None:
     run_cli(
         model=model,

@@ -4,6 +4,7 @@ from typing import Optional
 
 import typer
 
+from ner_component import cli
 from ner_component.ray_annotate import DEFAULT_LINES_PER_CHUNK, run_cli
 
 
@@ -17,12 +18,12 @@ def main(
     gpu: bool = typer.Option(False, "--gpu", help="One GPU per worker (num_gpus=1)"),
     batch_size: int = typer.Option(256, help="Lines per batch handed to a worker"),
     spacy_batch_size: Optional[int] = typer.Option(None, help="nlp.pipe batch size inside a worker (default: the pipeline's)"),
-    input_format: str = typer.Option("auto", "--format", help="auto (by suffix: .jsonl/.ndjson/.json are JSONL), jsonl or text"),
-    text_field: str = typer.Option("text", help="JSONL field with the text"),
-    id_field: str = typer.Option("id", help="JSONL field with the id (default id: the line number)"),
-    on_error: str = typer.Option("raise", help="Malformed line: raise (stop, naming the line) or record (write {id, error})"),
+    input_format: str = cli.INPUT_FORMAT,
+    text_field: str = cli.TEXT_FIELD,
+    id_field: str = cli.ID_FIELD,
+    on_error: str = cli.ON_ERROR,
     lines_per_chunk: int = typer.Option(DEFAULT_LINES_PER_CHUNK, help="Lines per read task"),
-    progress: bool = typer.Option(True, help="Progress bar with docs/s on stderr"),
+    progress: bool = cli.PROGRESS,
 ) -> None:
     run_cli(
         model=model,

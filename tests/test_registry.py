@@ -18,6 +18,7 @@ REGISTRIES = {
     "spacy_architectures": "architectures",
     "spacy_layers": "layers",
     "spacy_loggers": "loggers",
+    "spacy_callbacks": "callbacks",
     "spacy_readers": "readers",
     "spacy_scorers": "scorers",
 }
@@ -40,6 +41,7 @@ def test_registered_name_resolves(group, name):
 def test_entry_points_cover_every_registered_name():
     """A function registered in code but not in pyproject.toml would be missing
     from packaged pipelines' requirements."""
+    import ner_component.callbacks  # noqa: F401
     import ner_component.loggers  # noqa: F401
     import ner_component.token_ner  # noqa: F401
 

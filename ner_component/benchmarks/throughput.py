@@ -21,14 +21,13 @@ the F1 of character spans + labels of Hugging Face against the fastest spaCy run
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ..util import PathLike, atomic_path, fail, write_json_atomic, write_text_atomic
+from ..util import PathLike, atomic_dir, atomic_path, fail, write_json_atomic, write_text_atomic
 
 ENGINES = ("spacy", "hf")
 SETTINGS = ("sentences", "documents")
@@ -119,17 +118,9 @@ def build_random_token_classifier(output: PathLike, backbone: PathLike, tiny: bo
             str(backbone), num_labels=len(HF_LABELS), id2label=id2label, label2id=label2id
         )
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with atomic_dir(output) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return output
 
 

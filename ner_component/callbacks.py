@@ -1,0 +1,69 @@
+"""Training callbacks registered with spaCy (`[initialize.after_init]` and friends)."""
+from fnmatch import fnmatch
+from typing import Callable, Iterator, List, Tuple
+
+from spacy.language import Language
+from spacy.util import registry
+from wasabi import msg
+
+
+def torch_modules(nlp: Language) -> Iterator[Tuple[str, "object"]]:
+    """The PyTorch modules inside the pipeline's thinc models, with the name of the
+    pipe that holds each (spacy-transformers keeps the Hugging Face model in a
+    PyTorch shim of the `transformer` pipe's model)."""
+    import torch
+
+    seen = set()
+    for pipe_name, pipe in nlp.components:
+        model = getattr(pipe, "model", None)
+        if model is None or not hasattr(model, "walk"):
+            continue
+        for node in model.walk():
+            for shim in node.shims:
+                module = getattr(shim, "_model", None)
+                if isinstance(module, torch.nn.Module) and id(module) not in seen:
+                    seen.add(id(module))
+                    yield pipe_name, module
+
+
+@registry.callbacks("ner_component.freeze_transformer.v1")
+def create_freeze_transformer(patterns: List[str]) -> Callable[[Language], Language]:
+    """An `after_init` callback that stops training the transformer's parameters whose
+    names match one of `patterns` (shell-style globs over PyTorch parameter names,
+    e.g. "embeddings.word_embeddings.*").
+
+    A frozen parameter gets no gradient, so thinc's optimizer skips it: no Adam
+    moments are kept for it and no update is computed. For multilingual backbones
+    this matters: multilingual-e5-small's 250k x 384 word-embedding table holds 96M
+    of its 118M parameters, and most of its rows never occur in one language's data.
+
+    patterns (List[str]): Globs over parameter names; each must match at least one.
+    RETURNS (Callable[[Language], Language]): The callback.
+    """
+
+    def freeze_transformer(nlp: Language) -> Language:
+        frozen: List[str] = []
+        n_frozen = n_total = 0
+        unmatched = set(patterns)
+        for _, module in torch_modules(nlp):
+            for name, param in module.named_parameters():
+                n_total += param.numel()
+                hits = [p for p in patterns if fnmatch(name, p)]
+                if hits:
+                    unmatched.difference_update(hits)
+                    param.requires_grad_(False)
+                    param.grad = None
+                    frozen.append(name)
+                    n_frozen += param.numel()
+        if unmatched:
+            raise ValueError(
+                f"ner_component.freeze_transformer.v1: no transformer parameter matches "
+                f"{sorted(unmatched)}; parameter names look like 'embeddings.word_embeddings.weight'"
+            )
+        msg.info(
+            f"Frozen {n_frozen:,} of {n_total:,} transformer parameters "
+            f"({', '.join(frozen)})"
+        )
+        return nlp
+
+    return freeze_transformer
