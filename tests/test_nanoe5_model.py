@@ -341,3 +341,31 @@ def test_spacy_transformers_pipeline_round_trip(built: Path, tmp_path: Path):
     nlp2 = spacy.load(tmp_path / "pipeline")
     hidden2 = np.asarray(nlp2(TEXTS["bn"])._.trf_data.tensors[0])
     np.testing.assert_allclose(hidden2, hidden, rtol=0, atol=1e-5)
+
+
+def test_cpu_e5_config_trains_with_frozen_word_embeddings(built: Path, tmp_path: Path):
+    """configs/cpu_e5.cfg through spaCy's training loop: the freeze callback runs,
+    the word-embedding table stays as built, the encoder learns."""
+    import spacy
+    import torch
+    from transformers import AutoModel
+
+    from ner_component.callbacks import torch_modules
+    from ner_component.convert import convert
+    from ner_component.training import train
+    from ner_component.wikiann import ArchiveSource
+
+    from .test_wikiann import write_archive
+
+    root = Path(__file__).parent.parent
+    convert(ArchiveSource(write_archive(tmp_path), "xy"), tmp_path / "corpus", "xy")
+    train(root / "configs" / "cpu_e5.cfg", tmp_path / "out", tmp_path / "corpus", "xy",
+          transformer=str(built), max_steps=3, overrides={"training.eval_frequency": 3})
+    nlp = spacy.load(tmp_path / "out" / "model-last")
+    (_, trained), = list(torch_modules(nlp))
+    trained_params = dict(trained.named_parameters())
+    original = dict(AutoModel.from_pretrained(str(built)).named_parameters())
+    name = "embeddings.word_embeddings.weight"
+    assert torch.equal(trained_params[name], original[name])
+    query = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(trained_params[query], original[query])
