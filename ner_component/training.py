@@ -62,7 +62,8 @@ def train(
     }
     if transformer is None:
         transformer = config_transformer(config_path)
-    all_overrides["paths.transformer"] = resolve_transformer(transformer)
+    if transformer is not None:
+        all_overrides["paths.transformer"] = resolve_transformer(transformer)
     if max_steps is not None:
         all_overrides["training.max_steps"] = max_steps
     all_overrides.update(parse_config_overrides([]))

@@ -199,16 +199,15 @@ def resolve_transformer(name: str, cache_dir: Optional[PathLike] = None) -> str:
     return name
 
 
-def config_transformer(config_path: PathLike) -> str:
+def config_transformer(config_path: PathLike) -> Optional[str]:
     """The transformer a training config names in `paths.transformer` (an offline
-    alias, a local folder or a hub id; see `resolve_transformer`)."""
+    alias, a local folder or a hub id; see `resolve_transformer`), or None for a
+    config without one (a pipeline with no transformer)."""
     from thinc.api import Config
 
     config = Config().from_disk(config_path, interpolate=False)
     name = config.get("paths", {}).get("transformer")
-    if not name:
-        fail(f"{config_path}: paths.transformer is not set; name the backbone there or pass --transformer")
-    return str(name)
+    return str(name) if name else None
 
 
 def read_json(path: PathLike) -> Dict[str, Any]:
