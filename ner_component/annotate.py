@@ -26,6 +26,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from .util import PathLike, atomic_path, fail, require_device
+from .transformer import pipeline_cpu_inference_dtype
 
 STDIO = "-"
 FORMATS = ("auto", "jsonl", "text")
@@ -293,32 +294,42 @@ def count_lines(path: PathLike) -> Optional[int]:
     return n_lines + (last != b"\n")
 
 
-def load_pipeline(model: PathLike, gpu_id: int = -1) -> Language:
+def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = None) -> Language:
     """Load a pipeline (a folder or an installed package name) for annotation.
 
     model (PathLike): The pipeline.
     gpu_id (int): -1 for the CPU, else the CUDA device.
+    cpu_dtype (Optional[str]): The transformer's prediction dtype on CPU, "auto",
+        "float32" or "bfloat16" (see `ner_component.transformer`); None for what
+        the pipeline's config says.
     RETURNS (Language): The loaded pipeline.
     """
     import spacy
 
+    from .transformer import CPU_INFERENCE_DTYPES, apply_cpu_inference_dtype
+
+    if cpu_dtype is not None and cpu_dtype not in CPU_INFERENCE_DTYPES:
+        raise AnnotateError(f"cpu_dtype '{cpu_dtype}' is not one of {', '.join(CPU_INFERENCE_DTYPES)}")
     _register_components()
     require_device(gpu_id)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     try:
-        return spacy.load(model)
+        nlp = spacy.load(model)
     except OSError as e:
         raise AnnotateError(f"can't load the pipeline '{model}': {e}") from e
+    if cpu_dtype is not None:
+        apply_cpu_inference_dtype(nlp, cpu_dtype)
+    return nlp
 
 
 def _register_components() -> None:
     """Register this package's components, so that a pipeline using them loads
     even where the package's spaCy entry points aren't installed."""
     try:
-        from . import token_ner  # noqa: F401
+        from . import token_ner, transformer  # noqa: F401
     except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.token_ner":
+        if e.name not in (f"{__package__}.token_ner", f"{__package__}.transformer"):
             raise
 
 
@@ -352,6 +363,7 @@ def annotate(
     torch_threads: Optional[int] = None,
     progress: bool = True,
     zone_lines: Optional[int] = DEFAULT_ZONE_LINES,
+    cpu_dtype: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Annotate an input file (or stdin) into a JSONL output file (or stdout).
 
@@ -372,7 +384,9 @@ def annotate(
         cpu_count // n_process when n_process > 1, else PyTorch's default.
     progress (bool): Show a progress bar (docs/s) on stderr.
     zone_lines (Optional[int]): Lines per spaCy memory zone (see `annotate_lines`).
-    RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second.
+    cpu_dtype (Optional[str]): Transformer prediction dtype on CPU (see `load_pipeline`).
+    RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second,
+        cpu_dtype (the dtype the transformer predicted in on CPU; None without one).
     """
     from tqdm import tqdm
 
@@ -385,7 +399,10 @@ def annotate(
     if str(input_path) != STDIO and not Path(input_path).is_file():
         raise AnnotateError(f"input file {input_path} does not exist")
     set_torch_threads(torch_threads, n_process)
-    nlp = load_pipeline(model, gpu_id)
+    nlp = load_pipeline(model, gpu_id, cpu_dtype)
+    dtype_used = pipeline_cpu_inference_dtype(nlp) if gpu_id < 0 else None
+    if progress and dtype_used is not None:
+        print(f"\u2139 Transformer predicts in {dtype_used} on the CPU", file=sys.stderr)
     if batch_size is None and gpu_id >= 0:
         batch_size = max(DEFAULT_GPU_BATCH_SIZE, nlp.batch_size)
     total = count_lines(input_path) if progress else None
@@ -399,7 +416,12 @@ def annotate(
             for result in bar:
                 _write_result(result, out, input_path, on_error, counts)
     seconds = time.perf_counter() - start
-    return {**counts, "seconds": seconds, "docs_per_second": counts["lines"] / seconds if seconds > 0 else 0.0}
+    return {
+        **counts,
+        "seconds": seconds,
+        "docs_per_second": counts["lines"] / seconds if seconds > 0 else 0.0,
+        "cpu_dtype": dtype_used,
+    }
 
 
 def _write_result(result: LineResult, out: IO[str], input_path: PathLike, on_error: str, counts: Dict[str, int]) -> None:

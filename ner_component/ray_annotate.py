@@ -40,6 +40,7 @@ from .annotate import (
     resolve_format,
     set_torch_threads,
 )
+from .transformer import CPU_INFERENCE_DTYPES
 from .util import PathLike
 
 # Lines per read task: small enough to spread a file over the workers early,
@@ -140,6 +141,7 @@ class RayAnnotator:
         spacy_batch_size: Optional[int] = None,
         use_gpu: bool = False,
         torch_threads: Optional[int] = None,
+        cpu_dtype: Optional[str] = None,
     ) -> None:
         """Load the pipeline.
 
@@ -152,9 +154,10 @@ class RayAnnotator:
             CUDA_VISIBLE_DEVICES, so it is device 0 here).
         torch_threads (Optional[int]): PyTorch threads in this worker; None to keep
             what Ray sets (OMP_NUM_THREADS = the worker's CPUs).
+        cpu_dtype (Optional[str]): Transformer prediction dtype on CPU (see `load_pipeline`).
         """
         set_torch_threads(torch_threads)
-        self.nlp = load_pipeline(model, 0 if use_gpu else -1)
+        self.nlp = load_pipeline(model, 0 if use_gpu else -1, cpu_dtype)
         self.fmt = fmt
         self.text_field = text_field
         self.id_field = id_field
@@ -225,6 +228,7 @@ def annotate_ray(
     address: Optional[str] = None,
     lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK,
     progress: bool = True,
+    cpu_dtype: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Annotate an input file on Ray into the JSONL the single-process CLI writes.
 
@@ -244,6 +248,8 @@ def annotate_ray(
     address (Optional[str]): The Ray cluster (see `connect`).
     lines_per_chunk (int): Lines per read task.
     progress (bool): Show a progress bar (docs/s) on stderr.
+    cpu_dtype (Optional[str]): Transformer prediction dtype on the workers' CPUs
+        (see `load_pipeline`); None for the pipeline's config.
     RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second.
     """
     from tqdm import tqdm
@@ -257,6 +263,8 @@ def annotate_ray(
         raise AnnotateError(f"on_error '{on_error}' is not one of raise, record")
     if concurrency < 1:
         raise AnnotateError(f"concurrency ({concurrency}) must be >= 1")
+    if cpu_dtype is not None and cpu_dtype not in CPU_INFERENCE_DTYPES:
+        raise AnnotateError(f"cpu_dtype '{cpu_dtype}' is not one of {', '.join(CPU_INFERENCE_DTYPES)}")
     if batch_size < 1:
         raise AnnotateError(f"batch_size ({batch_size}) must be >= 1")
     path = str(input_path)
@@ -288,6 +296,7 @@ def annotate_ray(
                     "spacy_batch_size": spacy_batch_size,
                     "use_gpu": use_gpu,
                     "torch_threads": max(1, int(num_cpus)),
+                    "cpu_dtype": cpu_dtype,
                 },
                 batch_size=batch_size,
                 batch_format="pandas",

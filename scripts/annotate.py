@@ -21,6 +21,7 @@ def main(
     torch_threads: Optional[int] = typer.Option(None, help="PyTorch threads per process (default: cores / n_process)"),
     zone_lines: int = typer.Option(DEFAULT_ZONE_LINES, help="Lines per spaCy memory zone (frees the vocab entries of new words)"),
     progress: bool = cli.PROGRESS,
+    cpu_dtype: Optional[str] = cli.CPU_DTYPE,
 ) -> None:
     run_cli(
         model=model,
@@ -36,6 +37,7 @@ def main(
         torch_threads=torch_threads,
         progress=progress,
         zone_lines=zone_lines,
+        cpu_dtype=cpu_dtype,
     )
 
 

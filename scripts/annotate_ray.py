@@ -24,6 +24,7 @@ def main(
     on_error: str = cli.ON_ERROR,
     lines_per_chunk: int = typer.Option(DEFAULT_LINES_PER_CHUNK, help="Lines per read task"),
     progress: bool = cli.PROGRESS,
+    cpu_dtype: Optional[str] = cli.CPU_DTYPE,
 ) -> None:
     run_cli(
         model=model,
@@ -41,6 +42,7 @@ def main(
         address=address,
         lines_per_chunk=lines_per_chunk,
         progress=progress,
+        cpu_dtype=cpu_dtype,
     )
 
 

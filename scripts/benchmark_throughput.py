@@ -5,7 +5,13 @@ from typing import List, Optional
 
 import typer
 
-from ner_component.benchmarks.throughput import DEFAULT_JOIN, SETTINGS, run_benchmark
+from ner_component.benchmarks.throughput import (
+    DEFAULT_CPU_DTYPES,
+    DEFAULT_HF_DTYPES,
+    DEFAULT_JOIN,
+    SETTINGS,
+    run_benchmark,
+)
 from ner_component.util import fail
 
 
@@ -29,6 +35,10 @@ def main(
     limit: Optional[int] = typer.Option(None, help="Use the first N test sentences (default: all)"),
     join: int = typer.Option(DEFAULT_JOIN, help="Sentences per document in the 'documents' setting"),
     settings: str = typer.Option(",".join(SETTINGS), help="Which settings to run: sentences, documents"),
+    cpu_dtypes: str = typer.Option(
+        ",".join(DEFAULT_CPU_DTYPES), help="spaCy CPU prediction dtypes to sweep: auto, float32, bfloat16, config (the pipeline's)"
+    ),
+    hf_dtypes: str = typer.Option(",".join(DEFAULT_HF_DTYPES), help="Hugging Face model dtypes to sweep: float32, bfloat16"),
 ) -> None:
     run_benchmark(
         model,
@@ -43,6 +53,8 @@ def main(
         limit=limit,
         join=join,
         settings=[s.strip() for s in settings.split(",") if s.strip()],
+        cpu_dtypes=[None if d.strip() == "config" else d.strip() for d in cpu_dtypes.split(",") if d.strip()],
+        hf_dtypes=[d.strip() for d in hf_dtypes.split(",") if d.strip()],
     )
 
 

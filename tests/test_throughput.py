@@ -15,7 +15,9 @@ from ner_component.benchmarks.throughput import (
     build_random_token_classifier,
     entity_set,
     join_documents,
+    join_gold,
     run_benchmark,
+    sentence_gold,
     sentence_texts,
 )
 
@@ -45,6 +47,19 @@ def test_texts(test_corpus: Path) -> None:
     assert join_documents(sentences, 2) == [" ".join(sentences[0:2]), " ".join(sentences[2:4]), sentences[4]]
 
 
+def test_gold_offsets_point_at_the_entities(test_corpus: Path) -> None:
+    sentences = sentence_texts(test_corpus, limit=5)
+    gold = sentence_gold(test_corpus, limit=5)
+    assert gold[:3] == [[(0, 3, "PER"), (13, 19, "LOC")], [(0, 9, "ORG"), (23, 25, "LOC")], []]
+    documents = join_documents(sentences, 2)
+    joined = join_gold(sentences, gold, 2)
+    assert len(joined) == len(documents) == 3
+    found = [[(doc[start:end], label) for start, end, label in entities] for doc, entities in zip(documents, joined)]
+    assert found[0] == [("Zoë", "PER"), ("Zürich", "LOC"), ("Acme Corp", "ORG"), ("東京", "LOC")]
+    assert found[1] == [("Zoë", "PER"), ("Zürich", "LOC")]
+    assert found[2] == [("Acme Corp", "ORG"), ("東京", "LOC")]
+
+
 def test_agreement() -> None:
     reference = entity_set([[(0, 3, "PER"), (10, 16, "LOC")], []])
     assert reference == {(0, 0, 3, "PER"), (0, 10, 16, "LOC")}
@@ -67,6 +82,7 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     result = run_benchmark(
         str(model), test_corpus, hf_model, tmp_path / "metrics", "tiny",
         batch_sizes=[4], n_processes=[1, 2], hf_batch_sizes=[2], torch_threads=2, limit=8, join=3,
+        cpu_dtypes=[None, "bfloat16"], hf_dtypes=["float32", "bfloat16"],
     )
     for suffix in (".json", ".md", ".png"):
         assert (tmp_path / "metrics" / f"tiny{suffix}").stat().st_size > 0
@@ -76,8 +92,12 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     assert saved["settings"]["documents"]["docs"] == 3
     assert saved["settings"]["sentences"]["words"] == saved["settings"]["documents"]["words"]
     runs = saved["runs"]
-    assert len(runs) == 2 * (1 * 2 + 1)
+    assert len(runs) == 2 * (2 * 1 * 2 + 2 * 1)
+    assert {(run["engine"], run["dtype"]) for run in runs} == {
+        ("spacy", "float32"), ("spacy", "bfloat16"), ("hf", "float32"), ("hf", "bfloat16")
+    }
     for run in runs:
+        assert 0.0 <= run["against_gold"]["f1"] <= 1.0
         assert run["words_per_second"] > 0 and run["peak_rss_mb"] > 0
         assert run["cpu_seconds"] > 0 and run["words_per_cpu_second"] > 0 and run["other_load_cores"] >= 0
         assert run["torch_threads"] == (1 if run["n_process"] == 2 else 2)
@@ -86,7 +106,10 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     spacy_runs = [run for run in runs if run["engine"] == "spacy"]
     assert all(run["n_entities"] > 0 for run in spacy_runs)
     assert saved["settings"]["sentences"]["min_f1_between_spacy_runs"] == pytest.approx(1.0)
-    assert "| HF pipeline" in (tmp_path / "metrics" / "tiny.md").read_text()
+    table = (tmp_path / "metrics" / "tiny.md").read_text()
+    assert "| HF pipeline" in table and "| bfloat16 |" in table and "F1 vs gold" in table
+    # 8 sentences: 2, 2, 0, 2, 2, 0, 2, 2 entities; joined documents keep all of them
+    assert saved["settings"]["sentences"]["gold_entities"] == saved["settings"]["documents"]["gold_entities"] == 12
     assert result["settings"] == saved["settings"]
 
 

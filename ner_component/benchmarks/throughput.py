@@ -14,9 +14,13 @@ warmed up on one batch before the clock starts. With `n_process > 1` the workers
 are forked when annotation starts, so their start-up is part of the time, as it is
 for a user of `nlp.pipe(n_process=...)`.
 
-The spaCy configurations are swept over `nlp.pipe` batch sizes and process counts
-to find the best for the machine; the agreement of the two engines' entities is
-the F1 of character spans + labels of Hugging Face against the fastest spaCy run.
+The spaCy configurations are swept over `nlp.pipe` batch sizes, process counts and
+the transformer's CPU prediction dtype (float32, or bfloat16 where the CPU computes
+it natively: see `ner_component.transformer`); the Hugging Face pipeline over batch
+sizes and its model's dtype (float32, its default, and bfloat16), so that the
+comparison holds against Hugging Face at its fastest too. Every run's entities are
+scored against the gold entities of the test split (exact character spans and
+labels, the strict measure), and against the fastest spaCy run (agreement).
 """
 import json
 import os
@@ -34,6 +38,10 @@ SETTINGS = ("sentences", "documents")
 DEFAULT_SPACY_BATCH_SIZES = (16, 64, 256)
 DEFAULT_N_PROCESS = (1, 2)
 DEFAULT_HF_BATCH_SIZES = (1, 32)
+# spaCy: None keeps the pipeline's configured dtype; HF: the model's torch dtype.
+DEFAULT_CPU_DTYPES = ("float32", "auto")
+DEFAULT_HF_DTYPES = ("float32", "bfloat16")
+HF_DTYPES = ("float32", "bfloat16")
 DEFAULT_JOIN = 16
 # The WikiANN tag set of a Hugging Face token-classification folder.
 HF_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
@@ -60,6 +68,39 @@ def sentence_texts(test_path: PathLike, limit: Optional[int] = None) -> List[str
     if limit is not None:
         docs = docs[:limit]
     return [" ".join(token.text for token in doc) for doc in docs]
+
+
+def sentence_gold(test_path: PathLike, limit: Optional[int] = None) -> List[List[Tuple[int, int, str]]]:
+    """The gold entities of the texts `sentence_texts` makes: (start char, end char,
+    label) in the space-joined sentence."""
+    from ..convert import read_docs
+
+    docs = read_docs(test_path)
+    if limit is not None:
+        docs = docs[:limit]
+    gold = []
+    for doc in docs:
+        starts, offset = [], 0
+        for token in doc:
+            starts.append(offset)
+            offset += len(token.text) + 1
+        gold.append([(starts[ent.start], starts[ent.end - 1] + len(doc[ent.end - 1].text), ent.label_) for ent in doc.ents])
+    return gold
+
+
+def join_gold(
+    sentences: Sequence[str], gold: Sequence[Sequence[Tuple[int, int, str]]], n: int
+) -> List[List[Tuple[int, int, str]]]:
+    """The gold entities of `join_documents(sentences, n)`, shifted into each document."""
+    joined: List[List[Tuple[int, int, str]]] = []
+    for i in range(0, len(sentences), n):
+        doc: List[Tuple[int, int, str]] = []
+        offset = 0
+        for sentence, entities in zip(sentences[i : i + n], gold[i : i + n]):
+            doc.extend((start + offset, end + offset, label) for start, end, label in entities)
+            offset += len(sentence) + 1
+        joined.append(doc)
+    return joined
 
 
 def join_documents(sentences: Sequence[str], n: int) -> List[str]:
@@ -131,11 +172,13 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     """Annotate texts with one engine and configuration, in this process.
 
     spec (Dict[str, Any]): engine ("spacy" or "hf"), model, texts_path (a JSON
-        list of texts), batch_size, n_process (spaCy only) and torch_threads
-        (per process).
+        list of texts), batch_size, n_process (spaCy only), torch_threads
+        (per process) and dtype (spaCy: the CPU prediction dtype, None for the
+        pipeline's config; HF: "float32" or "bfloat16").
     RETURNS (Dict[str, Any]): load_seconds, seconds and cpu_seconds_main
         (annotation only, this process), docs, words, entities ([start, end,
-        label] per doc) and max_rss_mb of this process and of its finished children.
+        label] per doc), max_rss_mb of this process and of its finished children,
+        and dtype (what the transformer predicted in).
     """
     import resource
 
@@ -146,9 +189,9 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     batch_size = int(spec["batch_size"])
     start = time.perf_counter()
     if spec["engine"] == "spacy":
-        annotate_texts = _spacy_annotator(spec["model"], batch_size, int(spec.get("n_process", 1)))
+        annotate_texts, dtype = _spacy_annotator(spec["model"], batch_size, int(spec.get("n_process", 1)), spec.get("dtype"))
     elif spec["engine"] == "hf":
-        annotate_texts = _hf_annotator(spec["model"], batch_size)
+        annotate_texts, dtype = _hf_annotator(spec["model"], batch_size, spec.get("dtype") or "float32")
     else:
         raise ValueError(f"engine '{spec['engine']}' is not one of {', '.join(ENGINES)}")
     load_seconds = time.perf_counter() - start
@@ -171,31 +214,37 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
         "max_rss_mb_self": kb_self / 1024,
         "max_rss_mb_children": kb_children / 1024,
         "torch_threads": torch.get_num_threads(),
+        "dtype": dtype,
     }
 
 
-def _spacy_annotator(model: str, batch_size: int, n_process: int) -> Any:
+def _spacy_annotator(model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str]) -> Any:
     from ..annotate import load_pipeline
+    from ..transformer import pipeline_cpu_inference_dtype
 
-    nlp = load_pipeline(model)
+    nlp = load_pipeline(model, cpu_dtype=cpu_dtype)
 
     def annotate_texts(texts: List[str]) -> List[List[Tuple[int, int, str]]]:
         docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
         return [[(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents] for doc in docs]
 
-    return annotate_texts
+    return annotate_texts, pipeline_cpu_inference_dtype(nlp)
 
 
-def _hf_annotator(model: str, batch_size: int) -> Any:
+def _hf_annotator(model: str, batch_size: int, dtype: str) -> Any:
+    import torch
     from transformers import pipeline
 
-    ner = pipeline("token-classification", model=model, aggregation_strategy="simple", device=-1)
+    if dtype not in HF_DTYPES:
+        raise ValueError(f"HF dtype '{dtype}' is not one of {', '.join(HF_DTYPES)}")
+    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    ner = pipeline("token-classification", model=model, aggregation_strategy="simple", device=-1, torch_dtype=torch_dtype)
 
     def annotate_texts(texts: List[str]) -> List[List[Tuple[int, int, str]]]:
         outputs = ner(texts, batch_size=batch_size)
         return [[(int(e["start"]), int(e["end"]), str(e["entity_group"])) for e in output] for output in outputs]
 
-    return annotate_texts
+    return annotate_texts, dtype
 
 
 def run_engine_file(spec_path: str, result_path: str) -> None:
@@ -272,6 +321,7 @@ def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
             "setting": spec.get("setting"),
             "batch_size": spec["batch_size"],
             "n_process": spec.get("n_process", 1),
+            "dtype_setting": spec.get("dtype"),
             "label": label,
             "peak_rss_mb": peak / (1024 * 1024),
             "words_per_second": result["words"] / result["seconds"],
@@ -318,10 +368,11 @@ def _reaped_children_cpu_seconds() -> float:
 
 
 def run_label(spec: Dict[str, Any]) -> str:
-    """A short name for a run, e.g. "sentences-spacy-bs64-np2"."""
+    """A short name for a run, e.g. "sentences-spacy-bs64-np2-auto"."""
     parts = [spec.get("setting") or "texts", spec["engine"], f"bs{spec['batch_size']}"]
     if spec["engine"] == "spacy":
         parts.append(f"np{spec.get('n_process', 1)}")
+    parts.append(spec.get("dtype") or "config")
     return "-".join(parts)
 
 
@@ -363,6 +414,8 @@ def run_benchmark(
     limit: Optional[int] = None,
     join: int = DEFAULT_JOIN,
     settings: Sequence[str] = SETTINGS,
+    cpu_dtypes: Sequence[Optional[str]] = DEFAULT_CPU_DTYPES,
+    hf_dtypes: Sequence[str] = DEFAULT_HF_DTYPES,
 ) -> Dict[str, Any]:
     """Benchmark the spaCy pipeline against the Hugging Face pipeline and write
     `<name>.json`, `<name>.md` and `<name>.png` to `output_dir`.
@@ -380,9 +433,13 @@ def run_benchmark(
     limit (Optional[int]): Use the first `limit` test sentences; None for all.
     join (int): Sentences per document in the "documents" setting.
     settings (Sequence[str]): Which of "sentences" and "documents" to run.
+    cpu_dtypes (Sequence[Optional[str]]): spaCy CPU prediction dtypes to sweep
+        ("auto", "float32", "bfloat16"; None for the pipeline's config).
+    hf_dtypes (Sequence[str]): Hugging Face model dtypes ("float32", "bfloat16").
     RETURNS (Dict[str, Any]): The results.
     """
     _check_sweep(batch_sizes, n_processes, hf_batch_sizes, settings)
+    _check_dtypes(cpu_dtypes, hf_dtypes)
     if not Path(test_path).is_file():
         fail(f"test corpus {test_path} does not exist")
     if not (Path(hf_model) / "config.json").is_file():
@@ -394,6 +451,8 @@ def run_benchmark(
     if not sentences:
         fail(f"test corpus {test_path} has no sentences")
     texts_by_setting = {"sentences": sentences, "documents": join_documents(sentences, join)}
+    gold = sentence_gold(test_path, limit)
+    gold_by_setting = {"sentences": gold, "documents": join_gold(sentences, gold, join)}
     output_dir = Path(output_dir)
     runs: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="throughput.") as work:
@@ -401,12 +460,21 @@ def run_benchmark(
             texts_path = Path(work) / f"{setting}.json"
             texts_path.write_text(json.dumps(texts_by_setting[setting], ensure_ascii=False), encoding="utf8")
             specs = [
-                {"engine": "spacy", "model": str(model), "batch_size": bs, "n_process": n, "torch_threads": max(1, total_threads // n)}
+                {
+                    "engine": "spacy",
+                    "model": str(model),
+                    "batch_size": bs,
+                    "n_process": n,
+                    "torch_threads": max(1, total_threads // n),
+                    "dtype": dtype,
+                }
+                for dtype in cpu_dtypes
                 for n in n_processes
                 for bs in batch_sizes
             ]
             specs += [
-                {"engine": "hf", "model": str(hf_model), "batch_size": bs, "n_process": 1, "torch_threads": total_threads}
+                {"engine": "hf", "model": str(hf_model), "batch_size": bs, "n_process": 1, "torch_threads": total_threads, "dtype": dtype}
+                for dtype in hf_dtypes
                 for bs in hf_batch_sizes
             ]
             for spec in specs:
@@ -419,7 +487,7 @@ def run_benchmark(
                     flush=True,
                 )
                 runs.append(run)
-    result = summarize(runs, texts_by_setting, settings)
+    result = summarize(runs, texts_by_setting, settings, gold_by_setting)
     result.update(
         {
             "name": name,
@@ -439,6 +507,17 @@ def run_benchmark(
     return result
 
 
+def _check_dtypes(cpu_dtypes: Sequence[Optional[str]], hf_dtypes: Sequence[str]) -> None:
+    from ..transformer import CPU_INFERENCE_DTYPES
+
+    bad = [str(d) for d in cpu_dtypes if d is not None and d not in CPU_INFERENCE_DTYPES]
+    if bad or not cpu_dtypes:
+        fail(f"CPU dtypes ({', '.join(bad) or 'none'}) must be among {', '.join(CPU_INFERENCE_DTYPES)} or config")
+    bad = [str(d) for d in hf_dtypes if d not in HF_DTYPES]
+    if bad or not hf_dtypes:
+        fail(f"HF dtypes ({', '.join(bad) or 'none'}) must be among {', '.join(HF_DTYPES)}")
+
+
 def _check_sweep(
     batch_sizes: Sequence[int], n_processes: Sequence[int], hf_batch_sizes: Sequence[int], settings: Sequence[str]
 ) -> None:
@@ -450,15 +529,23 @@ def _check_sweep(
         fail(f"settings ({', '.join(settings) or 'none'}) must be among {', '.join(SETTINGS)}")
 
 
-def summarize(runs: List[Dict[str, Any]], texts_by_setting: Dict[str, List[str]], settings: Sequence[str]) -> Dict[str, Any]:
+def summarize(
+    runs: List[Dict[str, Any]],
+    texts_by_setting: Dict[str, List[str]],
+    settings: Sequence[str],
+    gold_by_setting: Optional[Dict[str, List[List[Tuple[int, int, str]]]]] = None,
+) -> Dict[str, Any]:
     """Put the runs together: the fastest spaCy configuration of each setting,
-    each run's entity agreement with it, and the runs without their entities.
+    each run's entity agreement with it and, with gold entities, its strict F1
+    against them; the runs without their entities.
 
     runs (List[Dict[str, Any]]): The results of `measure`.
     texts_by_setting (Dict[str, List[str]]): The texts of each setting.
     settings (Sequence[str]): The settings run.
+    gold_by_setting (Optional[Dict[str, List[List[Tuple[int, int, str]]]]]): The gold
+        entities of each setting's texts.
     RETURNS (Dict[str, Any]): settings {setting: {docs, words, best_spacy, best_hf,
-        speedup, agreement}} and runs.
+        speedups, agreement}} and runs.
     """
     summary: Dict[str, Any] = {}
     for setting in settings:
@@ -467,10 +554,16 @@ def summarize(runs: List[Dict[str, Any]], texts_by_setting: Dict[str, List[str]]
         hf_runs = [run for run in setting_runs if run["engine"] == "hf"]
         best_spacy = max(spacy_runs, key=lambda run: run["words_per_second"])
         best_hf = max(hf_runs, key=lambda run: run["words_per_second"])
+        hf_default = [run for run in hf_runs if run.get("dtype", "float32") == "float32"]
+        best_hf_default = max(hf_default, key=lambda run: run["words_per_second"]) if hf_default else None
         reference = entity_set(best_spacy["entities"])
+        gold = entity_set(gold_by_setting[setting]) if gold_by_setting else None
         for run in setting_runs:
-            run["agreement_with_best_spacy"] = agreement(reference, entity_set(run["entities"]))
+            found = entity_set(run["entities"])
+            run["agreement_with_best_spacy"] = agreement(reference, found)
             run["n_entities"] = sum(len(doc) for doc in run["entities"])
+            if gold is not None:
+                run["against_gold"] = agreement(gold, found)
         summary[setting] = {
             "docs": len(texts_by_setting[setting]),
             "words": count_words(texts_by_setting[setting]),
@@ -478,7 +571,13 @@ def summarize(runs: List[Dict[str, Any]], texts_by_setting: Dict[str, List[str]]
             "best_spacy_batch_size": best_spacy["batch_size"],
             "best_spacy_n_process": best_spacy["n_process"],
             "best_hf": best_hf["label"],
+            "best_spacy_dtype": best_spacy.get("dtype"),
             "speedup_best_spacy_over_best_hf": best_spacy["words_per_second"] / best_hf["words_per_second"],
+            "best_hf_float32": best_hf_default["label"] if best_hf_default else None,
+            "speedup_best_spacy_over_best_hf_float32": (
+                best_spacy["words_per_second"] / best_hf_default["words_per_second"] if best_hf_default else None
+            ),
+            "gold_entities": len(gold) if gold is not None else None,
             "hf_f1_against_spacy": best_hf["agreement_with_best_spacy"]["f1"],
             "min_f1_between_spacy_runs": min(run["agreement_with_best_spacy"]["f1"] for run in spacy_runs),
         }
@@ -515,33 +614,41 @@ def markdown_table(result: Dict[str, Any]) -> str:
         f"(per process: {result['torch_threads']} // n_process). Machine: {result['machine']['cpu_count']} CPU cores, "
         f"{result['machine']['memory_gb']} GB. Peak RSS: summed over a run's processes (spaCy's workers included), "
         "sampled every 50 ms. Other load: CPU time other processes used during a run / its length (0 on a quiet "
-        "machine); words/CPU-s is less sensitive to it than words/s.",
+        "machine); words/CPU-s is less sensitive to it than words/s. dtype: what the transformer computed in "
+        "(spaCy: its CPU prediction dtype; HF: the model's torch dtype). F1 vs gold: strict (exact character "
+        "span and label) against the test split's entities.",
         "",
     ]
     for setting, summary in result["settings"].items():
         lines += [
             f"### {setting}: {summary['docs']} docs, {summary['words']} words",
             "",
-            "| engine | batch size | processes | threads/process | words/s | docs/s | words/CPU-s | peak RSS (MB) | load (s) | entities | F1 vs fastest spaCy | other load (cores) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| engine | dtype | batch size | processes | threads/process | words/s | docs/s | words/CPU-s | peak RSS (MB) | load (s) | entities | F1 vs gold | F1 vs fastest spaCy | other load (cores) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for run in result["runs"]:
             if run["setting"] != setting:
                 continue
             engine = "spaCy" if run["engine"] == "spacy" else "HF pipeline"
             best = " **(fastest)**" if run["label"] in (summary["best_spacy"], summary["best_hf"]) else ""
+            gold = f"{100 * run['against_gold']['f1']:.1f}" if "against_gold" in run else "-"
             lines.append(
-                f"| {engine}{best} | {run['batch_size']} | {run['n_process']} | {run['torch_threads']} | "
+                f"| {engine}{best} | {run.get('dtype') or '-'} | {run['batch_size']} | {run['n_process']} | {run['torch_threads']} | "
                 f"{run['words_per_second']:.0f} | {run['docs_per_second']:.1f} | {run['words_per_cpu_second']:.0f} | "
-                f"{run['peak_rss_mb']:.0f} | {run['load_seconds']:.1f} | {run['n_entities']} | "
+                f"{run['peak_rss_mb']:.0f} | {run['load_seconds']:.1f} | {run['n_entities']} | {gold} | "
                 f"{100 * run['agreement_with_best_spacy']['f1']:.1f} | {run['other_load_cores']:.2f} |"
             )
+        versus_default = ""
+        if summary.get("speedup_best_spacy_over_best_hf_float32") is not None:
+            versus_default = f"{summary['speedup_best_spacy_over_best_hf_float32']:.2f}x the fastest HF run in float32 (its default) and "
+        gold_count = f" ({summary['gold_entities']} gold entities)" if summary.get("gold_entities") is not None else ""
         lines += [
             "",
-            f"Fastest spaCy: batch size {summary['best_spacy_batch_size']}, n_process {summary['best_spacy_n_process']}; "
-            f"{summary['speedup_best_spacy_over_best_hf']:.2f}x the fastest HF run. "
-            f"Entity agreement (char span + label F1) of HF with it: {100 * summary['hf_f1_against_spacy']:.1f}; "
-            f"lowest between spaCy configurations: {100 * summary['min_f1_between_spacy_runs']:.1f}.",
+            f"Fastest spaCy: batch size {summary['best_spacy_batch_size']}, n_process {summary['best_spacy_n_process']}, "
+            f"{summary.get('best_spacy_dtype') or 'no transformer'}; {versus_default}"
+            f"{summary['speedup_best_spacy_over_best_hf']:.2f}x the fastest HF run of all. "
+            f"Entity agreement (char span + label F1) of the fastest HF run with it: {100 * summary['hf_f1_against_spacy']:.1f}; "
+            f"lowest between spaCy configurations: {100 * summary['min_f1_between_spacy_runs']:.1f}{gold_count}.",
             "",
         ]
     return "\n".join(lines)
@@ -555,11 +662,14 @@ def plot_throughput(result: Dict[str, Any], path: PathLike) -> None:
     import matplotlib.pyplot as plt
 
     settings = list(result["settings"])
-    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4), squeeze=False)
+    rows = max(sum(run["setting"] == setting for run in result["runs"]) for setting in settings)
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), max(4.0, 1.0 + 0.3 * rows)), squeeze=False)
     for ax, setting in zip(axes[0], settings):
         runs = [run for run in result["runs"] if run["setting"] == setting]
         names = [
-            f"spaCy bs={r['batch_size']} np={r['n_process']}" if r["engine"] == "spacy" else f"HF bs={r['batch_size']}"
+            f"spaCy bs={r['batch_size']} np={r['n_process']} {r.get('dtype') or ''}"
+            if r["engine"] == "spacy"
+            else f"HF bs={r['batch_size']} {r.get('dtype') or ''}"
             for r in runs
         ]
         speeds = [r["words_per_second"] for r in runs]
@@ -567,11 +677,12 @@ def plot_throughput(result: Dict[str, Any], path: PathLike) -> None:
         ys = range(len(runs))
         ax.barh(list(ys), speeds, color=colors)
         for y, run in zip(ys, runs):
-            ax.text(run["words_per_second"], y, f" {run['peak_rss_mb']:.0f} MB", va="center", fontsize=7)
+            gold = f", F1 {100 * run['against_gold']['f1']:.1f}" if "against_gold" in run else ""
+            ax.text(run["words_per_second"], y, f" {run['peak_rss_mb']:.0f} MB{gold}", va="center", fontsize=7)
         ax.set_yticks(list(ys), names, fontsize=8)
         ax.invert_yaxis()
-        ax.set_xlabel("words/s (peak RSS at the bar's end)")
-        ax.set_xlim(0, max(speeds) * 1.3)
+        ax.set_xlabel("words/s (peak RSS and F1 vs gold at the bar's end)")
+        ax.set_xlim(0, max(speeds) * 1.45)
         ax.set_title(f"{setting} ({result['settings'][setting]['docs']} docs), {result['torch_threads']} torch threads", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
