@@ -1,5 +1,6 @@
 """Train a pipeline from a config with spaCy's own training loop."""
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -20,6 +21,24 @@ from .util import (
 )
 
 TRAIN_INFO = "train_info.json"
+
+
+# oneDNN (PyTorch's CPU kernels) keeps a compiled kernel per input shape, up to 1,024.
+# Padded training batches come in hundreds of shapes, and the cache grew the process:
+# en MiniLM, default config, RSS after about 6 minutes 4.4-4.7 GB with the cache, 3.1 GB
+# without, at the same step time and dev F1 (README, "Results").
+ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+TRAINING_ONEDNN_CACHE_CAPACITY = "0"
+
+
+def limit_onednn_primitive_cache() -> str:
+    """Turn oneDNN's per-shape kernel cache off for training, unless the
+    environment already sets it; returns the capacity in effect.
+
+    oneDNN reads the variable when it first builds a kernel, so this must run
+    before the first PyTorch CPU operation of the process.
+    """
+    return os.environ.setdefault(ONEDNN_CACHE_ENV, TRAINING_ONEDNN_CACHE_CAPACITY)
 
 
 def train(
@@ -48,6 +67,7 @@ def train(
         is read as well, as `spacy train` does.
     RETURNS (Dict[str, Any]): What `train_info.json` records: time, steps, device.
     """
+    limit_onednn_primitive_cache()
     from spacy.cli.train import train as spacy_train
 
     require_device(gpu_id)

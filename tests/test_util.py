@@ -115,3 +115,17 @@ def test_train_step_on_gpu(tmp_path, tiny_bert):
                  transformer=str(tiny_bert), gpu_id=0, max_steps=2,
                  overrides={"training.eval_frequency": 1})
     assert info["device"] == "cuda:0"
+
+
+def test_training_turns_the_onednn_kernel_cache_off_unless_told(monkeypatch, tmp_path):
+    import os
+
+    from ner_component.training import ONEDNN_CACHE_ENV, limit_onednn_primitive_cache, train
+
+    monkeypatch.setenv(ONEDNN_CACHE_ENV, "64")
+    assert limit_onednn_primitive_cache() == "64" and os.environ[ONEDNN_CACHE_ENV] == "64"
+    monkeypatch.delenv(ONEDNN_CACHE_ENV)
+    # train() sets it first thing, before it even checks its inputs
+    with pytest.raises(SystemExit):
+        train(tmp_path / "config.cfg", tmp_path / "out", tmp_path / "no-corpus", "en")
+    assert os.environ[ONEDNN_CACHE_ENV] == "0"
