@@ -306,10 +306,9 @@ def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = 
     """
     import spacy
 
-    from .transformer import CPU_INFERENCE_DTYPES, apply_cpu_inference_dtype
+    from .transformer import apply_cpu_inference_dtype
 
-    if cpu_dtype is not None and cpu_dtype not in CPU_INFERENCE_DTYPES:
-        raise AnnotateError(f"cpu_dtype '{cpu_dtype}' is not one of {', '.join(CPU_INFERENCE_DTYPES)}")
+    check_cpu_dtype(cpu_dtype)
     _register_components()
     require_device(gpu_id)
     if gpu_id >= 0:
@@ -321,6 +320,14 @@ def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = 
     if cpu_dtype is not None:
         apply_cpu_inference_dtype(nlp, cpu_dtype)
     return nlp
+
+
+def check_cpu_dtype(cpu_dtype: Optional[str]) -> None:
+    """Refuse a CPU prediction dtype that isn't one (None: the pipeline's config)."""
+    from .transformer import CPU_INFERENCE_DTYPES
+
+    if cpu_dtype is not None and cpu_dtype not in CPU_INFERENCE_DTYPES:
+        raise AnnotateError(f"cpu_dtype '{cpu_dtype}' is not one of {', '.join(CPU_INFERENCE_DTYPES)}")
 
 
 def _register_components() -> None:

@@ -34,13 +34,13 @@ from .annotate import (
     AnnotateError,
     AnnotateInputError,
     annotate_lines,
+    check_cpu_dtype,
     load_pipeline,
     open_output,
     record_to_json,
     resolve_format,
     set_torch_threads,
 )
-from .transformer import CPU_INFERENCE_DTYPES
 from .util import PathLike
 
 # Lines per read task: small enough to spread a file over the workers early,
@@ -263,8 +263,7 @@ def annotate_ray(
         raise AnnotateError(f"on_error '{on_error}' is not one of raise, record")
     if concurrency < 1:
         raise AnnotateError(f"concurrency ({concurrency}) must be >= 1")
-    if cpu_dtype is not None and cpu_dtype not in CPU_INFERENCE_DTYPES:
-        raise AnnotateError(f"cpu_dtype '{cpu_dtype}' is not one of {', '.join(CPU_INFERENCE_DTYPES)}")
+    check_cpu_dtype(cpu_dtype)
     if batch_size < 1:
         raise AnnotateError(f"batch_size ({batch_size}) must be >= 1")
     path = str(input_path)

@@ -62,10 +62,13 @@ def resolve_cpu_inference_dtype(setting: str) -> str:
     return setting
 
 
-def _make_autocast_shim_class(base: type) -> type:
+@functools.lru_cache(maxsize=None)
+def _autocast_shim_class() -> type:
+    """The HFShim subclass (built once, on first use: it imports torch)."""
     import torch
+    from spacy_transformers.layers.hf_shim import HFShim
 
-    class CpuAutocastHFShim(base):  # type: ignore[misc, valid-type]
+    class CpuAutocastHFShim(HFShim):
         """HFShim whose predict runs under CPU bfloat16 autocast when asked."""
 
         cpu_inference_dtype: str = "float32"
@@ -93,13 +96,6 @@ def _outputs_to_float32(outputs: Any) -> Any:
                 v.float() if isinstance(v, torch.Tensor) and v.dtype == torch.bfloat16 else v for v in value
             )
     return outputs
-
-
-@functools.lru_cache(maxsize=None)
-def _autocast_shim_class() -> type:
-    from spacy_transformers.layers.hf_shim import HFShim
-
-    return _make_autocast_shim_class(HFShim)
 
 
 def set_cpu_inference_dtype(model: Model, setting: str) -> str:

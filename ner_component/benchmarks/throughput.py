@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..util import PathLike, atomic_dir, atomic_path, fail, write_json_atomic, write_text_atomic
 
@@ -55,6 +55,26 @@ Entity = Tuple[int, int, int, str]
 # ----------------------------------------------------------------------- texts
 
 
+def _sentence_docs(test_path: PathLike, limit: Optional[int]) -> List[Any]:
+    from ..convert import read_docs
+
+    docs = read_docs(test_path)
+    return docs if limit is None else docs[:limit]
+
+
+def _doc_text(doc: Any) -> str:
+    return " ".join(token.text for token in doc)
+
+
+def _doc_gold(doc: Any) -> List[Tuple[int, int, str]]:
+    """A doc's entities as (start char, end char, label) in `_doc_text(doc)`."""
+    starts, offset = [], 0
+    for token in doc:
+        starts.append(offset)
+        offset += len(token.text) + 1
+    return [(starts[ent.start], starts[ent.end - 1] + len(doc[ent.end - 1].text), ent.label_) for ent in doc.ents]
+
+
 def sentence_texts(test_path: PathLike, limit: Optional[int] = None) -> List[str]:
     """The sentences of a `.spacy` corpus as texts: tokens joined by spaces.
 
@@ -62,30 +82,13 @@ def sentence_texts(test_path: PathLike, limit: Optional[int] = None) -> List[str
     limit (Optional[int]): Keep the first `limit` sentences; None for all.
     RETURNS (List[str]): One text per sentence.
     """
-    from ..convert import read_docs
-
-    docs = read_docs(test_path)
-    if limit is not None:
-        docs = docs[:limit]
-    return [" ".join(token.text for token in doc) for doc in docs]
+    return [_doc_text(doc) for doc in _sentence_docs(test_path, limit)]
 
 
 def sentence_gold(test_path: PathLike, limit: Optional[int] = None) -> List[List[Tuple[int, int, str]]]:
     """The gold entities of the texts `sentence_texts` makes: (start char, end char,
     label) in the space-joined sentence."""
-    from ..convert import read_docs
-
-    docs = read_docs(test_path)
-    if limit is not None:
-        docs = docs[:limit]
-    gold = []
-    for doc in docs:
-        starts, offset = [], 0
-        for token in doc:
-            starts.append(offset)
-            offset += len(token.text) + 1
-        gold.append([(starts[ent.start], starts[ent.end - 1] + len(doc[ent.end - 1].text), ent.label_) for ent in doc.ents])
-    return gold
+    return [_doc_gold(doc) for doc in _sentence_docs(test_path, limit)]
 
 
 def join_gold(
@@ -218,7 +221,7 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _spacy_annotator(model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str]) -> Any:
+def _spacy_annotator(model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str]) -> Tuple[Callable, Optional[str]]:
     from ..annotate import load_pipeline
     from ..transformer import pipeline_cpu_inference_dtype
 
@@ -231,7 +234,7 @@ def _spacy_annotator(model: str, batch_size: int, n_process: int, cpu_dtype: Opt
     return annotate_texts, pipeline_cpu_inference_dtype(nlp)
 
 
-def _hf_annotator(model: str, batch_size: int, dtype: str) -> Any:
+def _hf_annotator(model: str, batch_size: int, dtype: str) -> Tuple[Callable, str]:
     import torch
     from transformers import pipeline
 
@@ -447,11 +450,12 @@ def run_benchmark(
     total_threads = torch_threads if torch_threads is not None else (os.cpu_count() or 1)
     if total_threads < 1:
         fail(f"torch_threads ({total_threads}) must be >= 1")
-    sentences = sentence_texts(test_path, limit)
+    docs = _sentence_docs(test_path, limit)
+    sentences = [_doc_text(doc) for doc in docs]
     if not sentences:
         fail(f"test corpus {test_path} has no sentences")
     texts_by_setting = {"sentences": sentences, "documents": join_documents(sentences, join)}
-    gold = sentence_gold(test_path, limit)
+    gold = [_doc_gold(doc) for doc in docs]
     gold_by_setting = {"sentences": gold, "documents": join_gold(sentences, gold, join)}
     output_dir = Path(output_dir)
     runs: List[Dict[str, Any]] = []
