@@ -17,11 +17,23 @@ Intel Cooper Lake / Sapphire Rapids and later) running the forward pass under
 The hidden states come back as float32 either way, so the components that listen to
 the transformer see no difference in type. Measured accuracy cost: README,
 "Throughput".
+
+A second setting, `predict_token_budget`, removes most of the padding from
+prediction. spacy-transformers pads every span of an `nlp.pipe` batch to the longest
+one and runs them in one forward pass: on WikiANN's English test sentences a batch of
+256 holds 8.5x more padded positions than wordpieces, and a batch of 16 documents
+split into 128-token windows pairs each full window with a short remainder. Prediction
+sorts the spans by length and runs them in chunks of similar length, each padded only
+to its own longest span and holding at most `predict_token_budget` positions (at least
+one span), then puts the hidden states back in their places in the batch's padded
+layout (padding that no chunk computed is zeros; no token is aligned to padding). Attention masks make
+the result the same as one padded pass, up to float rounding. 0 turns it off.
+Training steps are never chunked.
 """
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -30,6 +42,11 @@ from thinc.api import Model
 logger = logging.getLogger(__name__)
 
 CPU_INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
+DEFAULT_PREDICT_TOKEN_BUDGET = 4096
+# Outputs laid out (spans, positions, ...): chunked predictions are padded back on dim 1.
+_SEQUENCE_OUTPUTS = ("last_hidden_state", "hidden_states")
+# Outputs laid out (spans, ...).
+_SPAN_OUTPUTS = ("pooler_output",)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -62,27 +79,119 @@ def resolve_cpu_inference_dtype(setting: str) -> str:
     return setting
 
 
+def plan_length_chunks(lengths: List[int], budget: int) -> List[Tuple[int, int]]:
+    """Split lengths sorted longest first into runs [start, end) whose count times
+    their first (longest) length is at most `budget`; every run holds at least one."""
+    chunks = []
+    start = 0
+    while start < len(lengths):
+        longest = max(lengths[start], 1)
+        end = start + max(1, budget // longest)
+        chunks.append((start, min(end, len(lengths))))
+        start = end
+    return chunks
+
+
 @functools.lru_cache(maxsize=None)
 def _autocast_shim_class() -> type:
     """The HFShim subclass (built once, on first use: it imports torch)."""
+    import contextlib
+
     import torch
     from spacy_transformers.layers.hf_shim import HFShim
 
     class CpuAutocastHFShim(HFShim):
-        """HFShim whose predict runs under CPU bfloat16 autocast when asked."""
+        """HFShim whose predict runs under CPU bfloat16 autocast when asked, on
+        spans chunked by length (`predict_token_budget`)."""
 
         cpu_inference_dtype: str = "float32"
+        predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET
 
         def predict(self, inputs: Any) -> Any:
-            if self.cpu_inference_dtype != "bfloat16" or self.device.type != "cpu":
-                return super().predict(inputs)
+            bf16 = self.cpu_inference_dtype == "bfloat16" and self.device.type == "cpu"
+            if self.device.type == "cuda":
+                autocast = torch.autocast(device_type="cuda", enabled=self._mixed_precision)
+            elif bf16:
+                autocast = torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+            else:
+                autocast = contextlib.nullcontext()
             self._model.eval()
-            with torch.no_grad(), torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-                outputs = self._model(*inputs.args, **inputs.kwargs)
+            with torch.no_grad(), autocast:
+                outputs = self._predict_by_length(inputs)
             self._model.train()
-            return _outputs_to_float32(outputs)
+            return _outputs_to_float32(outputs) if bf16 else outputs
+
+        def _predict_by_length(self, inputs: Any) -> Any:
+            kwargs = inputs.kwargs
+            mask = kwargs.get("attention_mask")
+            config = getattr(self._model, "config", None)
+            if (
+                self.predict_token_budget <= 0
+                or inputs.args
+                or mask is None
+                or mask.dim() != 2
+                or mask.shape[0] < 2
+                or getattr(config, "output_attentions", False)
+            ):
+                return self._model(*inputs.args, **kwargs)
+            n_spans, width = mask.shape
+            lengths = (mask != 0).sum(dim=1)
+            # Chunks are cut on the right: only right-padded masks (never 0 then 1) qualify.
+            if not bool(((mask[:, 1:] != 0) <= (mask[:, :-1] != 0)).all()):
+                return self._model(*inputs.args, **kwargs)
+            order = torch.argsort(lengths, descending=True, stable=True)
+            sorted_lengths = lengths[order].tolist()
+            chunks = plan_length_chunks(sorted_lengths, self.predict_token_budget)
+            if len(chunks) == 1 and sorted_lengths[0] == width:
+                return self._model(*inputs.args, **kwargs)
+            merged: Dict[str, Any] = {}
+            output_type = None
+            for start, end in chunks:
+                rows = order[start:end]
+                longest = max(sorted_lengths[start], 1)
+                chunk_kwargs = {
+                    key: value[rows, :longest]
+                    if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape == mask.shape
+                    else value
+                    for key, value in kwargs.items()
+                }
+                output = self._model(**chunk_kwargs)
+                output_type = type(output)
+                for key, value in output.items():
+                    _place(merged, key, value, rows, n_spans, width)
+            return output_type(**merged)
 
     return CpuAutocastHFShim
+
+
+def _place(merged: Dict[str, Any], key: str, value: Any, rows: Any, n_spans: int, width: int) -> None:
+    """Write one chunk's output into the full batch's layout in `merged`."""
+    import torch
+
+    if isinstance(value, tuple):
+        previous = merged.get(key, (None,) * len(value))
+        parts: Dict[str, Any] = {}
+        for i, item in enumerate(value):
+            if previous[i] is not None:
+                parts[str(i)] = previous[i]
+            _place(parts, str(i), item, rows, n_spans, width)
+        merged[key] = tuple(parts[str(i)] for i in range(len(value)))
+        return
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"Can't chunk the transformer output {key!r} ({type(value).__name__}); set predict_token_budget = 0")
+    if key not in merged:
+        if key in _SEQUENCE_OUTPUTS or key.isdigit():
+            shape = (n_spans, width) + tuple(value.shape[2:])
+        elif key in _SPAN_OUTPUTS:
+            shape = (n_spans,) + tuple(value.shape[1:])
+        else:
+            raise ValueError(f"Can't chunk the transformer output {key!r}; set predict_token_budget = 0")
+        merged[key] = value.new_zeros(shape)
+    target = merged[key]
+    if target.dim() >= 2 and target.shape[1] == width and (key in _SEQUENCE_OUTPUTS or key.isdigit()):
+        target[rows, : value.shape[1]] = value
+    else:
+        target[rows] = value
 
 
 def _outputs_to_float32(outputs: Any) -> Any:
@@ -98,15 +207,30 @@ def _outputs_to_float32(outputs: Any) -> Any:
     return outputs
 
 
+def _shim(model: Model) -> Any:
+    shim = model.layers[0].shims[0]
+    if not isinstance(shim, _autocast_shim_class()):
+        shim.__class__ = _autocast_shim_class()
+    return shim
+
+
+def set_predict_token_budget(model: Model, budget: int) -> int:
+    """Set a TransformerModel's prediction chunk size in padded positions (0: one
+    padded forward pass per batch, as in spacy-transformers); in place."""
+    if not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"predict_token_budget must be an integer >= 0, got {budget!r}")
+    _shim(model).predict_token_budget = budget
+    model.attrs["predict_token_budget"] = budget
+    return budget
+
+
 def set_cpu_inference_dtype(model: Model, setting: str) -> str:
     """Switch a TransformerModel's prediction dtype in place; returns the resolved dtype.
 
     Works on a loaded pipeline too: `set_cpu_inference_dtype(nlp.get_pipe("transformer").model, "float32")`.
     """
     resolved = resolve_cpu_inference_dtype(setting)
-    shim = model.layers[0].shims[0]
-    if not isinstance(shim, _autocast_shim_class()):
-        shim.__class__ = _autocast_shim_class()
+    shim = _shim(model)
     shim.cpu_inference_dtype = resolved
     model.attrs["cpu_inference_dtype"] = resolved
     return resolved
@@ -121,10 +245,14 @@ def create_transformer_model(
     mixed_precision: bool = False,
     grad_scaler_config: dict = {},
     cpu_inference_dtype: str = "auto",
+    predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET,
 ) -> Model:
-    """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs.
+    """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs
+    and length-chunked prediction.
 
     cpu_inference_dtype (str): "auto", "float32" or "bfloat16"; see the module docstring.
+    predict_token_budget (int): padded positions per forward pass in prediction, spans
+        sorted by length; 0 for one padded pass per batch. See the module docstring.
     The other arguments are TransformerModel.v3's.
     """
     from spacy_transformers.layers import TransformerModel
@@ -138,6 +266,7 @@ def create_transformer_model(
         grad_scaler_config,
     )
     resolved = set_cpu_inference_dtype(model, cpu_inference_dtype)
+    set_predict_token_budget(model, predict_token_budget)
     logger.debug("Transformer prediction on CPU in %s (setting %r)", resolved, cpu_inference_dtype)
     return model
 
@@ -155,6 +284,27 @@ def pipeline_cpu_inference_dtype(nlp: Any) -> Optional[str]:
     if not models:
         return None
     return models[0].attrs.get("cpu_inference_dtype", "float32")
+
+
+def apply_predict_token_budget(nlp: Any, budget: int) -> Optional[int]:
+    """Set the prediction chunk size of every transformer in a loaded pipeline,
+    whatever architecture its config names (0: one padded pass per batch);
+    returns it (None without a transformer). Lives in this process, like
+    `apply_cpu_inference_dtype`."""
+    models = _transformer_models(nlp)
+    for model in models:
+        set_predict_token_budget(model, budget)
+    return budget if models else None
+
+
+def pipeline_predict_token_budget(nlp: Any) -> Optional[int]:
+    """The prediction chunk size of a pipeline's transformer (0 for spacy-transformers'
+    own architecture, which pads each batch once); None without one."""
+    models = _transformer_models(nlp)
+    if not models:
+        return None
+    shim = models[0].layers[0].shims[0]
+    return int(getattr(shim, "predict_token_budget", 0)) if isinstance(shim, _autocast_shim_class()) else 0
 
 
 def apply_cpu_inference_dtype(nlp: Any, setting: str) -> Optional[str]:

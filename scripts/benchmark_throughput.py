@@ -9,6 +9,7 @@ from ner_component.benchmarks.throughput import (
     DEFAULT_CPU_DTYPES,
     DEFAULT_HF_DTYPES,
     DEFAULT_JOIN,
+    DEFAULT_TOKEN_BUDGETS,
     SETTINGS,
     run_benchmark,
 )
@@ -39,6 +40,10 @@ def main(
         ",".join(DEFAULT_CPU_DTYPES), help="spaCy CPU prediction dtypes to sweep: auto, float32, bfloat16, config (the pipeline's)"
     ),
     hf_dtypes: str = typer.Option(",".join(DEFAULT_HF_DTYPES), help="Hugging Face model dtypes to sweep: float32, bfloat16"),
+    token_budgets: str = typer.Option(
+        ",".join("config" if b is None else str(b) for b in DEFAULT_TOKEN_BUDGETS),
+        help="spaCy prediction chunk sizes (predict_token_budget) to sweep: config (the pipeline's), 0 (one padded pass per batch), N",
+    ),
 ) -> None:
     run_benchmark(
         model,
@@ -55,6 +60,7 @@ def main(
         settings=[s.strip() for s in settings.split(",") if s.strip()],
         cpu_dtypes=[None if d.strip() == "config" else d.strip() for d in cpu_dtypes.split(",") if d.strip()],
         hf_dtypes=[d.strip() for d in hf_dtypes.split(",") if d.strip()],
+        token_budgets=[None if b.strip() == "config" else int_list(b, "--token-budgets")[0] for b in token_budgets.split(",") if b.strip()],
     )
 
 

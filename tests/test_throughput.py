@@ -20,6 +20,7 @@ from ner_component.benchmarks.throughput import (
     sentence_gold,
     sentence_texts,
 )
+from ner_component.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
 
 from .annotate_pipelines import build_transformer_pipeline
 
@@ -92,10 +93,13 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     assert saved["settings"]["documents"]["docs"] == 3
     assert saved["settings"]["sentences"]["words"] == saved["settings"]["documents"]["words"]
     runs = saved["runs"]
-    assert len(runs) == 2 * (2 * 1 * 2 + 2 * 1)
+    # spaCy: 2 dtypes x 2 chunk budgets (the pipeline's, 0) x 2 process counts; HF: 2 dtypes
+    assert len(runs) == 2 * (2 * 2 * 2 + 2 * 1)
     assert {(run["engine"], run["dtype"]) for run in runs} == {
         ("spacy", "float32"), ("spacy", "bfloat16"), ("hf", "float32"), ("hf", "bfloat16")
     }
+    # the stock spacy-transformers layer pads once per batch; switched to bfloat16, it chunks
+    assert {run["token_budget_used"] for run in runs if run["engine"] == "spacy"} == {0, DEFAULT_PREDICT_TOKEN_BUDGET}
     for run in runs:
         assert 0.0 <= run["against_gold"]["f1"] <= 1.0
         assert run["words_per_second"] > 0 and run["peak_rss_mb"] > 0
@@ -107,10 +111,20 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     assert all(run["n_entities"] > 0 for run in spacy_runs)
     assert saved["settings"]["sentences"]["min_f1_between_spacy_runs"] == pytest.approx(1.0)
     table = (tmp_path / "metrics" / "tiny.md").read_text()
-    assert "| HF pipeline" in table and "| bfloat16 |" in table and "F1 vs gold" in table
+    assert "| HF pipeline" in table and "| bfloat16 |" in table and "F1 vs gold" in table and "chunk budget" in table
     # 8 sentences: 2, 2, 0, 2, 2, 0, 2, 2 entities; joined documents keep all of them
     assert saved["settings"]["sentences"]["gold_entities"] == saved["settings"]["documents"]["gold_entities"] == 12
     assert result["settings"] == saved["settings"]
+
+
+def test_dtype_requests_that_compute_alike_run_once(monkeypatch) -> None:
+    import ner_component.transformer as module
+    from ner_component.benchmarks.throughput import _distinct_dtypes
+
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
+    assert _distinct_dtypes(["float32", "auto", None, "bfloat16"]) == ["float32", None, "bfloat16"]
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: True)
+    assert _distinct_dtypes(["float32", "auto", "bfloat16"]) == ["float32", "auto"]
 
 
 def test_cli_rejects_a_folder_without_a_model(test_corpus: Path, tmp_path: Path) -> None:

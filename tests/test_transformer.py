@@ -83,21 +83,22 @@ def test_training_steps_stay_float32_under_bfloat16_prediction(stock_pipeline):
     assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32 and tensor.requires_grad
 
 
-def test_config_setting_survives_saving_and_loading(tiny_bert, tmp_path):
+def _our_transformer(tiny_bert: Path, **settings) -> spacy.Language:
+    """blank "en" + ner_component.TransformerModel.v1 on the tiny BERT, initialized."""
     nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "ner_component.TransformerModel.v1",
-                "name": str(tiny_bert),
-                "tokenizer_config": {"use_fast": True},
-                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 32, "stride": 24},
-                "cpu_inference_dtype": "bfloat16",
-            }
-        },
-    )
+    model = {
+        "@architectures": "ner_component.TransformerModel.v1",
+        "name": str(tiny_bert),
+        "tokenizer_config": {"use_fast": True},
+        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 32, "stride": 24},
+    }
+    nlp.add_pipe("transformer", config={"model": {**model, **settings}})
     nlp.initialize()
+    return nlp
+
+
+def test_config_setting_survives_saving_and_loading(tiny_bert, tmp_path):
+    nlp = _our_transformer(tiny_bert, cpu_inference_dtype="bfloat16")
     assert pipeline_cpu_inference_dtype(nlp) == "bfloat16"
     before = _hidden_states(nlp, TEXTS)
     nlp.to_disk(tmp_path / "model")
@@ -117,3 +118,122 @@ def test_annotate_reports_and_checks_the_dtype(stock_pipeline, tmp_path):
     assert summary["cpu_dtype"] == "float32"
     with pytest.raises(AnnotateError, match="cpu_dtype 'fp8' is not one of auto, float32, bfloat16"):
         load_pipeline(stock_pipeline, cpu_dtype="fp8")
+
+
+def test_length_chunks_hold_at_most_the_budget():
+    from ner_component.transformer import plan_length_chunks
+
+    assert plan_length_chunks([10, 8, 8, 3, 3, 3, 1], 20) == [(0, 2), (2, 4), (4, 7)]
+    # A span longer than the budget still gets a chunk of its own.
+    assert plan_length_chunks([50, 40, 2], 30) == [(0, 1), (1, 2), (2, 3)]
+    assert plan_length_chunks([], 30) == []
+    assert plan_length_chunks([0, 0], 4) == [(0, 2)]
+
+
+LONG_AND_SHORT = [
+    "Paris",
+    " ".join(["Angela Merkel met Emmanuel Macron in Berlin ."] * 9),
+    "Google",
+    "John Smith works for the United Nations in New York",
+    " ".join(["Kraków is in Poland ."] * 14),
+    "",
+    "Rome",
+]
+
+
+def test_chunked_prediction_matches_one_padded_pass(stock_pipeline):
+    from ner_component.transformer import set_predict_token_budget
+
+    nlp = spacy.load(stock_pipeline)
+    model = nlp.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    shapes = []
+    hook = shim._model.register_forward_hook(lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        set_predict_token_budget(model, 0)
+        reference = list(nlp.pipe(LONG_AND_SHORT, batch_size=len(LONG_AND_SHORT)))
+        assert len(shapes) == 1
+        n_spans, width = shapes[0]
+        shapes.clear()
+        set_predict_token_budget(model, 64)
+        chunked = list(nlp.pipe(LONG_AND_SHORT, batch_size=len(LONG_AND_SHORT)))
+    finally:
+        hook.remove()
+    # Several forward passes, none over the budget unless one span is, shortest padding.
+    assert len(shapes) > 2 and sum(rows for rows, _ in shapes) == n_spans
+    assert all(rows * length <= 64 or rows == 1 for rows, length in shapes)
+    assert max(length for _, length in shapes) == width
+    assert sum(rows * length for rows, length in shapes) < n_spans * width * 0.7
+    for ref, new in zip(reference, chunked):
+        a, b = ref._.trf_data, new._.trf_data
+        if not len(ref):
+            continue
+        assert a.tensors[0].shape == b.tensors[0].shape
+        idx = a.align.data.ravel()
+        flat_a = numpy.asarray(a.tensors[0]).reshape(-1, a.width)[idx]
+        flat_b = numpy.asarray(b.tensors[0]).reshape(-1, b.width)[idx]
+        numpy.testing.assert_allclose(flat_a, flat_b, rtol=1e-4, atol=1e-5)
+        assert [(e.start, e.end, e.label_) for e in ref.ents] == [(e.start, e.end, e.label_) for e in new.ents]
+
+
+def test_left_padded_batches_are_not_chunked(stock_pipeline):
+    import torch
+    from thinc.api import ArgsKwargs
+
+    from ner_component.transformer import set_predict_token_budget
+
+    nlp = spacy.load(stock_pipeline)
+    model = nlp.get_pipe("transformer").model
+    set_predict_token_budget(model, 8)
+    shim = model.layers[0].shims[0]
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    ids = torch.tensor([[0, 0, 101, 2000, 102], [101, 2000, 2001, 2002, 102]])
+    calls = []
+    hook = shim._model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        out = shim.predict(ArgsKwargs(args=(), kwargs={"input_ids": ids, "attention_mask": mask}))
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and out.last_hidden_state.shape[:2] == (2, 5)
+
+
+def test_predict_token_budget_is_checked_and_saved(tiny_bert, tmp_path):
+    from ner_component.transformer import set_predict_token_budget
+
+    nlp = _our_transformer(tiny_bert, predict_token_budget=128)
+    model = nlp.get_pipe("transformer").model
+    assert model.layers[0].shims[0].predict_token_budget == 128
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.get_pipe("transformer").model.layers[0].shims[0].predict_token_budget == 128
+    with pytest.raises(ValueError, match="predict_token_budget must be an integer >= 0, got -1"):
+        set_predict_token_budget(model, -1)
+
+
+def test_chunking_keeps_every_output_in_its_place(stock_pipeline):
+    """hidden_states (one tensor per layer) and pooler_output are put back too."""
+    import torch
+    from thinc.api import ArgsKwargs
+
+    from ner_component.transformer import set_predict_token_budget
+
+    nlp = spacy.load(stock_pipeline)
+    model = nlp.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    set_predict_token_budget(model, 0)
+    shim._model.config.output_hidden_states = True
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]])
+    ids = torch.tensor([[101, 2000, 102, 0, 0, 0], [101, 2000, 2001, 2002, 2003, 102], [101, 102, 0, 0, 0, 0]])
+    inputs = ArgsKwargs(args=(), kwargs={"input_ids": ids, "attention_mask": mask})
+    one_pass = shim.predict(inputs)
+    set_predict_token_budget(model, 6)
+    chunked = shim.predict(inputs)
+    assert set(chunked.keys()) == set(one_pass.keys()) and "hidden_states" in chunked
+    real = mask.bool()
+    torch.testing.assert_close(chunked.last_hidden_state[real], one_pass.last_hidden_state[real], rtol=1e-4, atol=1e-5)
+    assert len(chunked.hidden_states) == len(one_pass.hidden_states)
+    for a, b in zip(chunked.hidden_states, one_pass.hidden_states):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a[real], b[real], rtol=1e-4, atol=1e-5)
+    if "pooler_output" in one_pass:
+        torch.testing.assert_close(chunked.pooler_output, one_pass.pooler_output, rtol=1e-4, atol=1e-5)

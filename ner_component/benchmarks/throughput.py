@@ -14,9 +14,11 @@ warmed up on one batch before the clock starts. With `n_process > 1` the workers
 are forked when annotation starts, so their start-up is part of the time, as it is
 for a user of `nlp.pipe(n_process=...)`.
 
-The spaCy configurations are swept over `nlp.pipe` batch sizes, process counts and
+The spaCy configurations are swept over `nlp.pipe` batch sizes, process counts,
 the transformer's CPU prediction dtype (float32, or bfloat16 where the CPU computes
-it natively: see `ner_component.transformer`); the Hugging Face pipeline over batch
+it natively: see `ner_component.transformer`) and its prediction chunking
+(`predict_token_budget`: the pipeline's own, and 0, spacy-transformers' single
+padded pass per batch, to show what chunking by length gains); the Hugging Face pipeline over batch
 sizes and its model's dtype (float32, its default, and bfloat16), so that the
 comparison holds against Hugging Face at its fastest too. Every run's entities are
 scored against the gold entities of the test split (exact character spans and
@@ -41,6 +43,8 @@ DEFAULT_HF_BATCH_SIZES = (1, 32)
 # spaCy: None keeps the pipeline's configured dtype; HF: the model's torch dtype.
 DEFAULT_CPU_DTYPES = ("float32", "auto")
 DEFAULT_HF_DTYPES = ("float32", "bfloat16")
+# spaCy prediction chunk sizes: None keeps the pipeline's; 0 is one padded pass per batch.
+DEFAULT_TOKEN_BUDGETS: Tuple[Optional[int], ...] = (None, 0)
 HF_DTYPES = ("float32", "bfloat16")
 DEFAULT_JOIN = 16
 # The WikiANN tag set of a Hugging Face token-classification folder.
@@ -192,9 +196,12 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     batch_size = int(spec["batch_size"])
     start = time.perf_counter()
     if spec["engine"] == "spacy":
-        annotate_texts, dtype = _spacy_annotator(spec["model"], batch_size, int(spec.get("n_process", 1)), spec.get("dtype"))
+        annotate_texts, dtype, budget = _spacy_annotator(
+            spec["model"], batch_size, int(spec.get("n_process", 1)), spec.get("dtype"), spec.get("token_budget")
+        )
     elif spec["engine"] == "hf":
         annotate_texts, dtype = _hf_annotator(spec["model"], batch_size, spec.get("dtype") or "float32")
+        budget = None
     else:
         raise ValueError(f"engine '{spec['engine']}' is not one of {', '.join(ENGINES)}")
     load_seconds = time.perf_counter() - start
@@ -218,20 +225,25 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
         "max_rss_mb_children": kb_children / 1024,
         "torch_threads": torch.get_num_threads(),
         "dtype": dtype,
+        "token_budget_used": budget,
     }
 
 
-def _spacy_annotator(model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str]) -> Tuple[Callable, Optional[str]]:
+def _spacy_annotator(
+    model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str], token_budget: Optional[int] = None
+) -> Tuple[Callable, Optional[str], Optional[int]]:
     from ..annotate import load_pipeline
-    from ..transformer import pipeline_cpu_inference_dtype
+    from ..transformer import apply_predict_token_budget, pipeline_cpu_inference_dtype, pipeline_predict_token_budget
 
     nlp = load_pipeline(model, cpu_dtype=cpu_dtype)
+    if token_budget is not None:
+        apply_predict_token_budget(nlp, int(token_budget))
 
     def annotate_texts(texts: List[str]) -> List[List[Tuple[int, int, str]]]:
         docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
         return [[(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents] for doc in docs]
 
-    return annotate_texts, pipeline_cpu_inference_dtype(nlp)
+    return annotate_texts, pipeline_cpu_inference_dtype(nlp), pipeline_predict_token_budget(nlp)
 
 
 def _hf_annotator(model: str, batch_size: int, dtype: str) -> Tuple[Callable, str]:
@@ -371,11 +383,14 @@ def _reaped_children_cpu_seconds() -> float:
 
 
 def run_label(spec: Dict[str, Any]) -> str:
-    """A short name for a run, e.g. "sentences-spacy-bs64-np2-auto"."""
+    """A short name for a run, e.g. "sentences-spacy-bs64-np2-auto-tbconfig"."""
     parts = [spec.get("setting") or "texts", spec["engine"], f"bs{spec['batch_size']}"]
     if spec["engine"] == "spacy":
         parts.append(f"np{spec.get('n_process', 1)}")
     parts.append(spec.get("dtype") or "config")
+    if spec["engine"] == "spacy":
+        budget = spec.get("token_budget")
+        parts.append(f"tb{'config' if budget is None else budget}")
     return "-".join(parts)
 
 
@@ -419,6 +434,7 @@ def run_benchmark(
     settings: Sequence[str] = SETTINGS,
     cpu_dtypes: Sequence[Optional[str]] = DEFAULT_CPU_DTYPES,
     hf_dtypes: Sequence[str] = DEFAULT_HF_DTYPES,
+    token_budgets: Sequence[Optional[int]] = DEFAULT_TOKEN_BUDGETS,
 ) -> Dict[str, Any]:
     """Benchmark the spaCy pipeline against the Hugging Face pipeline and write
     `<name>.json`, `<name>.md` and `<name>.png` to `output_dir`.
@@ -438,11 +454,18 @@ def run_benchmark(
     settings (Sequence[str]): Which of "sentences" and "documents" to run.
     cpu_dtypes (Sequence[Optional[str]]): spaCy CPU prediction dtypes to sweep
         ("auto", "float32", "bfloat16"; None for the pipeline's config).
+        Requests that resolve to the same dtype on this machine ("auto" and
+        "float32" without native bfloat16) run once.
     hf_dtypes (Sequence[str]): Hugging Face model dtypes ("float32", "bfloat16").
+    token_budgets (Sequence[Optional[int]]): spaCy prediction chunk sizes
+        (`predict_token_budget`; None for the pipeline's, 0 for one padded pass).
     RETURNS (Dict[str, Any]): The results.
     """
     _check_sweep(batch_sizes, n_processes, hf_batch_sizes, settings)
     _check_dtypes(cpu_dtypes, hf_dtypes)
+    if not token_budgets or any(b is not None and int(b) < 0 for b in token_budgets):
+        fail(f"token budgets ({', '.join(str(b) for b in token_budgets) or 'none'}) must be integers >= 0 or config")
+    cpu_dtypes = _distinct_dtypes(cpu_dtypes)
     if not Path(test_path).is_file():
         fail(f"test corpus {test_path} does not exist")
     if not (Path(hf_model) / "config.json").is_file():
@@ -471,8 +494,10 @@ def run_benchmark(
                     "n_process": n,
                     "torch_threads": max(1, total_threads // n),
                     "dtype": dtype,
+                    "token_budget": budget,
                 }
                 for dtype in cpu_dtypes
+                for budget in token_budgets
                 for n in n_processes
                 for bs in batch_sizes
             ]
@@ -509,6 +534,22 @@ def run_benchmark(
     write_text_atomic(output_dir / f"{name}.md", markdown_table(result))
     plot_throughput(result, output_dir / f"{name}.png")
     return result
+
+
+def _distinct_dtypes(cpu_dtypes: Sequence[Optional[str]]) -> List[Optional[str]]:
+    """Drop requests that compute in the same dtype as an earlier one here."""
+    from ..transformer import resolve_cpu_inference_dtype
+
+    kept: List[Optional[str]] = []
+    seen: Set[Optional[str]] = set()
+    for dtype in cpu_dtypes:
+        resolved = resolve_cpu_inference_dtype(dtype) if dtype is not None else None
+        if resolved in seen:
+            print(f"\u2139 CPU dtype {dtype} computes in {resolved} on this machine: run once", file=sys.stderr)
+            continue
+        seen.add(resolved)
+        kept.append(dtype)
+    return kept
 
 
 def _check_dtypes(cpu_dtypes: Sequence[Optional[str]], hf_dtypes: Sequence[str]) -> None:
@@ -619,7 +660,8 @@ def markdown_table(result: Dict[str, Any]) -> str:
         f"{result['machine']['memory_gb']} GB. Peak RSS: summed over a run's processes (spaCy's workers included), "
         "sampled every 50 ms. Other load: CPU time other processes used during a run / its length (0 on a quiet "
         "machine); words/CPU-s is less sensitive to it than words/s. dtype: what the transformer computed in "
-        "(spaCy: its CPU prediction dtype; HF: the model's torch dtype). F1 vs gold: strict (exact character "
+        "(spaCy: its CPU prediction dtype; HF: the model's torch dtype). Chunk budget: the transformer's "
+        "predict_token_budget (0: one forward pass per batch, padded to its longest span). F1 vs gold: strict (exact character "
         "span and label) against the test split's entities.",
         "",
     ]
@@ -627,8 +669,8 @@ def markdown_table(result: Dict[str, Any]) -> str:
         lines += [
             f"### {setting}: {summary['docs']} docs, {summary['words']} words",
             "",
-            "| engine | dtype | batch size | processes | threads/process | words/s | docs/s | words/CPU-s | peak RSS (MB) | load (s) | entities | F1 vs gold | F1 vs fastest spaCy | other load (cores) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| engine | dtype | chunk budget | batch size | processes | threads/process | words/s | docs/s | words/CPU-s | peak RSS (MB) | load (s) | entities | F1 vs gold | F1 vs fastest spaCy | other load (cores) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for run in result["runs"]:
             if run["setting"] != setting:
@@ -637,7 +679,7 @@ def markdown_table(result: Dict[str, Any]) -> str:
             best = " **(fastest)**" if run["label"] in (summary["best_spacy"], summary["best_hf"]) else ""
             gold = f"{100 * run['against_gold']['f1']:.1f}" if "against_gold" in run else "-"
             lines.append(
-                f"| {engine}{best} | {run.get('dtype') or '-'} | {run['batch_size']} | {run['n_process']} | {run['torch_threads']} | "
+                f"| {engine}{best} | {run.get('dtype') or '-'} | {_budget(run)} | {run['batch_size']} | {run['n_process']} | {run['torch_threads']} | "
                 f"{run['words_per_second']:.0f} | {run['docs_per_second']:.1f} | {run['words_per_cpu_second']:.0f} | "
                 f"{run['peak_rss_mb']:.0f} | {run['load_seconds']:.1f} | {run['n_entities']} | {gold} | "
                 f"{100 * run['agreement_with_best_spacy']['f1']:.1f} | {run['other_load_cores']:.2f} |"
@@ -658,6 +700,11 @@ def markdown_table(result: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _budget(run: Dict[str, Any]) -> str:
+    budget = run.get("token_budget_used")
+    return "-" if budget is None else str(budget)
+
+
 def plot_throughput(result: Dict[str, Any], path: PathLike) -> None:
     """Bar charts of words/s per configuration (one panel per setting), peak RSS on each bar."""
     import matplotlib
@@ -671,7 +718,7 @@ def plot_throughput(result: Dict[str, Any], path: PathLike) -> None:
     for ax, setting in zip(axes[0], settings):
         runs = [run for run in result["runs"] if run["setting"] == setting]
         names = [
-            f"spaCy bs={r['batch_size']} np={r['n_process']} {r.get('dtype') or ''}"
+            f"spaCy bs={r['batch_size']} np={r['n_process']} {r.get('dtype') or ''} tb={_budget(r)}"
             if r["engine"] == "spacy"
             else f"HF bs={r['batch_size']} {r.get('dtype') or ''}"
             for r in runs
