@@ -42,7 +42,7 @@ from thinc.api import Model
 logger = logging.getLogger(__name__)
 
 CPU_INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
-DEFAULT_PREDICT_TOKEN_BUDGET = 4096
+DEFAULT_PREDICT_TOKEN_BUDGET = 1024
 # Outputs laid out (spans, positions, ...): chunked predictions are padded back on dim 1.
 _SEQUENCE_OUTPUTS = ("last_hidden_state", "hidden_states")
 # Outputs laid out (spans, ...).

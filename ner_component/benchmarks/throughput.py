@@ -49,8 +49,10 @@ HF_DTYPES = ("float32", "bfloat16")
 DEFAULT_JOIN = 16
 # The WikiANN tag set of a Hugging Face token-classification folder.
 HF_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
-# How often the parent samples the memory of a run's process tree.
-_SAMPLE_SECONDS = 0.05
+# How often the parent samples the memory of a run's process tree. Sampling costs the
+# run speed on a 2-core machine (every 50 ms: 18% fewer words/s for spaCy on sentences),
+# so it is sparse; each process's own peak (ru_maxrss) fills in what it misses.
+_SAMPLE_SECONDS = 0.5
 
 # (doc index, start char, end char, label)
 Entity = Tuple[int, int, int, str]
@@ -277,7 +279,8 @@ def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
     spec (Dict[str, Any]): See `run_engine`.
     work_dir (PathLike): Where to keep the spec, result and log of the run.
     RETURNS (Dict[str, Any]): The run's result, plus peak_rss_mb (the largest sum of
-        the resident memory of the process and its children, sampled every 50 ms),
+        the resident memory of the process and its children, sampled every 0.5 s, or
+        the run's own peak plus its largest worker's peak, whichever is larger),
         words_per_second, cpu_seconds (annotation, all processes: the main one's own
         count plus the sampled CPU time of its worker processes), words_per_cpu_second
         (less sensitive than words/s to other load on the machine) and
@@ -338,7 +341,7 @@ def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
             "n_process": spec.get("n_process", 1),
             "dtype_setting": spec.get("dtype"),
             "label": label,
-            "peak_rss_mb": peak / (1024 * 1024),
+            "peak_rss_mb": max(peak / (1024 * 1024), result["max_rss_mb_self"] + result["max_rss_mb_children"]),
             "words_per_second": result["words"] / result["seconds"],
             "docs_per_second": result["docs"] / result["seconds"],
         }
@@ -633,6 +636,8 @@ def summarize(
 def machine() -> Dict[str, Any]:
     """What the benchmark ran on."""
     import psutil
+
+    from ..transformer import cpu_has_native_bf16
     import spacy
     import torch
     import transformers
@@ -640,6 +645,7 @@ def machine() -> Dict[str, Any]:
     return {
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
         "python": platform.python_version(),
         "spacy": spacy.__version__,
@@ -657,8 +663,8 @@ def markdown_table(result: Dict[str, Any]) -> str:
         f"Texts: {result['test']} ({'first ' + str(result['limit']) if result['limit'] is not None else 'all'} sentences); "
         f"documents = {result['join']} sentences joined. PyTorch threads: {result['torch_threads']} in all "
         f"(per process: {result['torch_threads']} // n_process). Machine: {result['machine']['cpu_count']} CPU cores, "
-        f"{result['machine']['memory_gb']} GB. Peak RSS: summed over a run's processes (spaCy's workers included), "
-        "sampled every 50 ms. Other load: CPU time other processes used during a run / its length (0 on a quiet "
+        f"{result['machine']['memory_gb']} GB, native bfloat16: {'yes' if result['machine'].get('cpu_native_bf16') else 'no'}. Peak RSS: summed over a run's processes (spaCy's workers included), "
+        "sampled every 0.5 s, at least the main process's own peak plus its largest worker's. Other load: CPU time other processes used during a run / its length (0 on a quiet "
         "machine); words/CPU-s is less sensitive to it than words/s. dtype: what the transformer computed in "
         "(spaCy: its CPU prediction dtype; HF: the model's torch dtype). Chunk budget: the transformer's "
         "predict_token_budget (0: one forward pass per batch, padded to its longest span). F1 vs gold: strict (exact character "
