@@ -33,7 +33,7 @@ Training steps are never chunked.
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -144,8 +144,8 @@ def _autocast_shim_class() -> type:
             chunks = plan_length_chunks(sorted_lengths, self.predict_token_budget)
             if len(chunks) == 1 and sorted_lengths[0] == width:
                 return self._model(*inputs.args, **kwargs)
-            merged: Dict[str, Any] = {}
-            output_type = None
+            row_chunks = []
+            outputs = []
             for start, end in chunks:
                 rows = order[start:end]
                 longest = max(sorted_lengths[start], 1)
@@ -155,43 +155,39 @@ def _autocast_shim_class() -> type:
                     else value
                     for key, value in kwargs.items()
                 }
-                output = self._model(**chunk_kwargs)
-                output_type = type(output)
-                for key, value in output.items():
-                    _place(merged, key, value, rows, n_spans, width)
-            return output_type(**merged)
+                row_chunks.append(rows)
+                outputs.append(self._model(**chunk_kwargs))
+            merged = {}
+            for key, first in outputs[0].items():
+                values = [output[key] for output in outputs]
+                if isinstance(first, tuple):
+                    merged[key] = tuple(
+                        _scatter(key, [value[i] for value in values], row_chunks, n_spans, width) for i in range(len(first))
+                    )
+                else:
+                    merged[key] = _scatter(key, values, row_chunks, n_spans, width)
+            return type(outputs[0])(**merged)
 
     return CpuAutocastHFShim
 
 
-def _place(merged: Dict[str, Any], key: str, value: Any, rows: Any, n_spans: int, width: int) -> None:
-    """Write one chunk's output into the full batch's layout in `merged`."""
+def _scatter(key: str, chunks: List[Any], row_chunks: List[Any], n_spans: int, width: int) -> Any:
+    """One output of the whole batch from its chunks: each chunk's rows go back to
+    their places, sequence outputs padded back to the batch's width."""
     import torch
 
-    if isinstance(value, tuple):
-        previous = merged.get(key, (None,) * len(value))
-        parts: Dict[str, Any] = {}
-        for i, item in enumerate(value):
-            if previous[i] is not None:
-                parts[str(i)] = previous[i]
-            _place(parts, str(i), item, rows, n_spans, width)
-        merged[key] = tuple(parts[str(i)] for i in range(len(value)))
-        return
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(f"Can't chunk the transformer output {key!r} ({type(value).__name__}); set predict_token_budget = 0")
-    if key not in merged:
-        if key in _SEQUENCE_OUTPUTS or key.isdigit():
-            shape = (n_spans, width) + tuple(value.shape[2:])
-        elif key in _SPAN_OUTPUTS:
-            shape = (n_spans,) + tuple(value.shape[1:])
+    first = chunks[0]
+    if not isinstance(first, torch.Tensor) or key not in _SEQUENCE_OUTPUTS + _SPAN_OUTPUTS:
+        raise ValueError(f"Can't chunk the transformer output {key!r}; set predict_token_budget = 0")
+    sequence = key in _SEQUENCE_OUTPUTS
+    shape = (n_spans, width) + tuple(first.shape[2:]) if sequence else (n_spans,) + tuple(first.shape[1:])
+    merged = first.new_zeros(shape)
+    for rows, chunk in zip(row_chunks, chunks):
+        if sequence:
+            merged[rows, : chunk.shape[1]] = chunk
         else:
-            raise ValueError(f"Can't chunk the transformer output {key!r}; set predict_token_budget = 0")
-        merged[key] = value.new_zeros(shape)
-    target = merged[key]
-    if target.dim() >= 2 and target.shape[1] == width and (key in _SEQUENCE_OUTPUTS or key.isdigit()):
-        target[rows, : value.shape[1]] = value
-    else:
-        target[rows] = value
+            merged[rows] = chunk
+    return merged
 
 
 def _outputs_to_float32(outputs: Any) -> Any:
@@ -220,7 +216,6 @@ def set_predict_token_budget(model: Model, budget: int) -> int:
     if not isinstance(budget, int) or budget < 0:
         raise ValueError(f"predict_token_budget must be an integer >= 0, got {budget!r}")
     _shim(model).predict_token_budget = budget
-    model.attrs["predict_token_budget"] = budget
     return budget
 
 
@@ -303,8 +298,7 @@ def pipeline_predict_token_budget(nlp: Any) -> Optional[int]:
     models = _transformer_models(nlp)
     if not models:
         return None
-    shim = models[0].layers[0].shims[0]
-    return int(getattr(shim, "predict_token_budget", 0)) if isinstance(shim, _autocast_shim_class()) else 0
+    return int(getattr(models[0].layers[0].shims[0], "predict_token_budget", 0))
 
 
 def apply_cpu_inference_dtype(nlp: Any, setting: str) -> Optional[str]:
