@@ -4,6 +4,7 @@ from typing import List, Tuple
 
 import spacy
 from spacy.language import Language
+from spacy.tokens import Doc, DocBin
 from spacy.training import Example
 
 TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
@@ -11,6 +12,12 @@ TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
     ("Google hired John Smith in London", [(0, 6, "ORG"), (13, 23, "PER"), (27, 33, "LOC")]),
     ("The United Nations met in New York City", [(4, 18, "ORG"), (26, 39, "LOC")]),
     ("Nothing happened here", []),
+]
+# Gold sentences of the benchmark tests' test corpora (words, IOB2 tags).
+BENCHMARK_SENTENCES: List[Tuple[List[str], List[str]]] = [
+    (["Zoë", "moved", "to", "Zürich", "."], ["B-PER", "O", "O", "B-LOC", "O"]),
+    (["Acme", "Corp", "hired", "her", "in", "東京"], ["B-ORG", "I-ORG", "O", "O", "O", "B-LOC"]),
+    (["Nothing", "here"], ["O", "O"]),
 ]
 # The entity ruler after `ner` makes some entities certain, whatever the tiny
 # random transformer predicts, so order and offset checks have something to check.
@@ -91,3 +98,11 @@ def build_token_ner_pipeline(output: Path, steps: int = 60) -> Path:
     _train(nlp, steps)
     nlp.to_disk(output)
     return output
+
+
+def write_benchmark_corpus(path: Path, copies: int) -> Path:
+    """A test `.spacy` corpus: BENCHMARK_SENTENCES repeated `copies` times."""
+    vocab = spacy.blank("en").vocab
+    docs = [Doc(vocab, words=words, ents=tags) for words, tags in BENCHMARK_SENTENCES * copies]
+    DocBin(docs=docs).to_disk(path)
+    return path

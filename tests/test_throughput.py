@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import spacy
-from spacy.tokens import Doc, DocBin
 
 from ner_component.benchmarks.throughput import (
     HF_LABELS,
@@ -22,23 +20,14 @@ from ner_component.benchmarks.throughput import (
 )
 from ner_component.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
 
-from .annotate_pipelines import build_transformer_pipeline
+from .annotate_pipelines import build_transformer_pipeline, write_benchmark_corpus
 
 ROOT = Path(__file__).parent.parent
-SENTENCES = [
-    (["Zoë", "moved", "to", "Zürich", "."], ["B-PER", "O", "O", "B-LOC", "O"]),
-    (["Acme", "Corp", "hired", "her", "in", "東京"], ["B-ORG", "I-ORG", "O", "O", "O", "B-LOC"]),
-    (["Nothing", "here"], ["O", "O"]),
-]
 
 
 @pytest.fixture(scope="module")
 def test_corpus(tmp_path_factory) -> Path:
-    vocab = spacy.blank("en").vocab
-    docs = [Doc(vocab, words=words, ents=tags) for words, tags in SENTENCES * 4]
-    path = tmp_path_factory.mktemp("throughput") / "test.spacy"
-    DocBin(docs=docs).to_disk(path)
-    return path
+    return write_benchmark_corpus(tmp_path_factory.mktemp("throughput") / "test.spacy", copies=4)
 
 
 def test_texts(test_corpus: Path) -> None:
