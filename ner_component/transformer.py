@@ -25,8 +25,9 @@ one and runs them in one forward pass: on WikiANN's English test sentences a bat
 split into 128-token windows pairs each full window with a short remainder. Prediction
 sorts the spans by length and runs them in chunks of similar length, each padded only
 to its own longest span and holding at most `predict_token_budget` positions (at least
-one span), then puts the hidden states back in their places in the batch's padded
-layout (padding that no chunk computed is zeros; no token is aligned to padding). Attention masks make
+one span), cut where padding and the cost of another forward pass balance
+(`plan_length_chunks`), then puts the hidden states back in their places in the
+batch's padded layout (padding that no chunk computed is zeros; no token is aligned to padding). Attention masks make
 the result the same as one padded pass, up to float rounding. 0 turns it off.
 Training steps are never chunked.
 """
@@ -48,6 +49,11 @@ _SEQUENCE_OUTPUTS = ("last_hidden_state", "hidden_states")
 # Outputs laid out (spans, ...).
 _SPAN_OUTPUTS = ("pooler_output",)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# What one forward pass costs beyond its positions, in positions: MiniLM-L6 in
+# float32 on 2 AVX2 cores ran about 7,000 positions/s in passes of 1,024 and spent
+# about 6 ms more per pass in passes of 32 to 256 (6 ms x 7,000/s = 42 positions;
+# rounded up: where padding and another pass cost about the same, fewer passes).
+PASS_COST_POSITIONS = 48
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,16 +85,40 @@ def resolve_cpu_inference_dtype(setting: str) -> str:
     return setting
 
 
-def plan_length_chunks(lengths: List[int], budget: int) -> List[Tuple[int, int]]:
-    """Split lengths sorted longest first into runs [start, end) whose count times
-    their first (longest) length is at most `budget`; every run holds at least one."""
+def plan_length_chunks(lengths: List[int], budget: int, pass_cost: int = PASS_COST_POSITIONS) -> List[Tuple[int, int]]:
+    """Split lengths sorted longest first into runs [start, end) that cost the
+    least: each run is padded to its first (longest) length, costs that many
+    positions per member plus `pass_cost` for the forward pass itself, and holds
+    at most `budget` positions (at least one length, however long).
+
+    Exact (dynamic programming over the sorted lengths, vectorized per start;
+    about 2 ms for 256 spans). Cutting greedily at the budget instead pads short
+    spans heavily: over 2,000 WikiANN en test sentences in `nlp.pipe` batches of
+    256 it computed 34,055 positions for 25,930 wordpieces (31% padding), this
+    plan 28,137 (8.5%) in 76 passes instead of 43: 15% more words/s in the
+    throughput benchmark.
+    """
+    import numpy
+
+    n = len(lengths)
+    if n == 0:
+        return []
+    cost = numpy.zeros(n + 1)
+    cut = numpy.zeros(n, dtype=numpy.int64)
+    for start in range(n - 1, -1, -1):
+        longest = max(int(lengths[start]), 1)
+        most = min(n - start, max(1, budget // longest))
+        sizes = numpy.arange(1, most + 1)
+        total = pass_cost + sizes * longest + cost[start + 1 : start + most + 1]
+        # the largest of the cheapest runs: fewer passes when costs tie
+        best = most - 1 - int(numpy.argmin(total[::-1]))
+        cut[start] = start + best + 1
+        cost[start] = total[best]
     chunks = []
     start = 0
-    while start < len(lengths):
-        longest = max(lengths[start], 1)
-        end = start + max(1, budget // longest)
-        chunks.append((start, min(end, len(lengths))))
-        start = end
+    while start < n:
+        chunks.append((start, int(cut[start])))
+        start = int(cut[start])
     return chunks
 
 
