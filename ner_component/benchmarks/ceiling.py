@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..util import PathLike, atomic_path, fail, read_json, write_json_atomic, write_text_atomic
-from .throughput import DEFAULT_JOIN, SETTINGS, _doc_text, _sentence_docs, count_words, join_documents, machine
+from .throughput import DEFAULT_JOIN, SETTINGS, count_words, join_documents, machine, sentence_texts
 
 DTYPES = ("float32", "bfloat16")
 DEFAULT_REPEATS = 3
@@ -264,7 +264,7 @@ def run_ceiling(
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(hf_model))
     model = AutoModel.from_pretrained(str(hf_model), add_pooling_layer=False).eval()
-    sentences = [_doc_text(doc) for doc in _sentence_docs(test_path, limit)]
+    sentences = sentence_texts(test_path, limit)
     if not sentences:
         fail(f"test corpus {test_path} has no sentences")
     texts_by_setting = {"sentences": sentences, "documents": join_documents(sentences, join)}
