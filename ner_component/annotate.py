@@ -14,18 +14,22 @@ so both write the same records.
 """
 import itertools
 import json
+import math
+import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import IO, Any, Dict, Iterable, Iterator, List, NoReturn, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from .util import PathLike, atomic_path, fail, require_device
+from .util import NerComponentError, PathLike, atomic_path, check_writable, fail, require_device
 from .transformer import pipeline_cpu_inference_dtype
 
 STDIO = "-"
@@ -46,7 +50,7 @@ DEFAULT_GPU_BATCH_SIZE = 256
 _SNIPPET_CHARS = 60
 
 
-class AnnotateError(ValueError):
+class AnnotateError(NerComponentError):
     """Bad options or input for `annotate`: reported in one line by the CLI."""
 
 
@@ -142,26 +146,53 @@ def parse_line(raw: bytes, line_no: int, fmt: str, text_field: str = "text", id_
     if not line.strip():
         return ParsedLine(line_no, "", line_no, "empty line, expected a JSON object")
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=_NumberLiteral, parse_float=_parse_float)
     except json.JSONDecodeError as e:
         return ParsedLine(line_no, "", line_no, f"invalid JSON ({e.msg} at column {e.colno}): {_snippet(line)}")
+    except RecursionError:
+        return ParsedLine(line_no, "", line_no, f"invalid JSON (nested too deeply to read): {_snippet(line)}")
+    except ValueError as e:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        return ParsedLine(line_no, "", line_no, f"invalid JSON (an integer of more than {sys.get_int_max_str_digits()} digits): {_snippet(line)}")
     if not isinstance(record, dict):
         return ParsedLine(line_no, "", line_no, f"expected a JSON object, got {_json_type(record)}: {_snippet(line)}")
     doc_id = record.get(id_field, line_no)
+    try:
+        # Written back as is, so it must encode (non-finite numbers are strings already).
+        json.dumps(doc_id, ensure_ascii=False).encode("utf8")
+    except UnicodeEncodeError:
+        return ParsedLine(line_no, "", line_no, f"the '{id_field}' field has a lone surrogate, not valid Unicode: {_snippet(line)}")
     if text_field not in record:
         keys = ", ".join(repr(key) for key in list(record)[:10]) or "none"
         return ParsedLine(line_no, "", doc_id, f"no '{text_field}' field (the object's keys: {keys})")
     text = record[text_field]
-    if not isinstance(text, str):
-        value = json.dumps(text, ensure_ascii=False)
+    if not isinstance(text, str) or isinstance(text, _NumberLiteral):
+        value = text if isinstance(text, _NumberLiteral) else json.dumps(text, ensure_ascii=False)
         value = value[:_SNIPPET_CHARS] + ("..." if len(value) > _SNIPPET_CHARS else "")
         problem = f"the '{text_field}' field is {_json_type(text)} ({value}), expected a string"
+        return ParsedLine(line_no, "", doc_id, problem)
+    try:
+        text.encode("utf8")
+    except UnicodeEncodeError as e:
+        # a JSON escape of half a surrogate pair ("\ud800"): not a character
+        problem = f"the '{text_field}' field has a lone surrogate {text[e.start]!r} at character {e.start}, not valid Unicode"
         return ParsedLine(line_no, "", doc_id, problem)
     return ParsedLine(line_no, text, doc_id)
 
 
+class _NumberLiteral(str):
+    """A JSON number no float holds (NaN, Infinity, -Infinity, 1e400), kept as
+    its literal: an id like that is written back as a string, so the output stays JSON."""
+
+
+def _parse_float(literal: str) -> Any:
+    value = float(literal)
+    return value if math.isfinite(value) else _NumberLiteral(literal)
+
+
 def _json_type(value: Any) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    if isinstance(value, _NumberLiteral):
+        return "a number"
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
@@ -170,10 +201,12 @@ def _snippet(value: Union[str, bytes]) -> str:
     return text + ("..." if len(value) > _SNIPPET_CHARS else "")
 
 
-def doc_entities(doc: Doc) -> List[Dict[str, Any]]:
+def doc_entities(doc: Doc, offset: int = 0) -> List[Dict[str, Any]]:
     """The entities of a doc as JSON-ready dicts.
 
     doc (Doc): An annotated doc.
+    offset (int): Added to the offsets: where the doc's text starts in the input
+        text (a piece of a long text, see `split_text`).
     RETURNS (List[Dict[str, Any]]): One dict per entity: label, start and end
         (character offsets into the text, end exclusive), text, and score:
         `Span._.confidence` where the extension exists and is set (a `token_ner`
@@ -186,8 +219,8 @@ def doc_entities(doc: Doc) -> List[Dict[str, Any]]:
         entities.append(
             {
                 "label": ent.label_,
-                "start": ent.start_char,
-                "end": ent.end_char,
+                "start": offset + ent.start_char,
+                "end": offset + ent.end_char,
                 "text": ent.text,
                 "score": None if score is None else float(score),
             }
@@ -231,16 +264,56 @@ def annotate_lines(
     zones = _zones(parsed, zone_lines) if zone_lines is not None else iter([parsed])
     for zone in zones:
         with nlp.memory_zone() if zone_lines is not None else nullcontext():
-            docs = nlp.pipe(((p.text, p) for p in zone), as_tuples=True, batch_size=batch_size, n_process=n_process)
-            for doc, item in docs:
-                if item.error is not None:
-                    record = {"id": item.id, "error": f"line {item.line_no}: {item.error}"}
-                    result = LineResult(item.line_no, record, item.error)
-                else:
-                    result = LineResult(item.line_no, {"id": item.id, "entities": doc_entities(doc)})
+            # A text longer than nlp.max_length goes through in pieces (all in this
+            # zone, consecutive, in order); its entities are joined back at their offsets.
+            pieces = ((text, (p, offset, last)) for p in zone for offset, text, last in split_text(p.text, nlp.max_length))
+            docs = nlp.pipe(pieces, as_tuples=True, batch_size=batch_size, n_process=n_process)
+            entities: List[Dict[str, Any]] = []
+            for doc, (item, offset, last) in docs:
+                if item.error is None:
+                    entities.extend(doc_entities(doc, offset))
                 # No doc may outlive its memory zone.
                 del doc
-                yield result
+                if not last:
+                    continue
+                if item.error is not None:
+                    record = {"id": item.id, "error": f"line {item.line_no}: {item.error}"}
+                    yield LineResult(item.line_no, record, item.error)
+                else:
+                    yield LineResult(item.line_no, {"id": item.id, "entities": entities})
+                entities = []
+
+
+def split_text(text: str, max_length: int) -> List[Tuple[int, str, bool]]:
+    """Cut a text longer than `max_length` (spaCy's `nlp.max_length`, which a
+    longer text would fail with E088) into pieces spaCy takes.
+
+    Each cut is at the last newline of the piece's second half, else at its last
+    whitespace, else (a run of `max_length // 2` characters without a space) at
+    `max_length`; the whitespace at a cut stays with the piece before it, so an
+    entity is only ever cut where there is no whitespace for half a piece.
+
+    text (str): The text.
+    max_length (int): The longest piece.
+    RETURNS (List[Tuple[int, str, bool]]): (offset of the piece in `text`, piece,
+        is the last piece); one piece `(0, text, True)` when it fits.
+    """
+    if len(text) <= max_length:
+        return [(0, text, True)]
+    pieces = []
+    start = 0
+    while len(text) - start > max_length:
+        window = text[start : start + max_length]
+        half = max_length // 2
+        cut = window.rfind("\n", half) + 1
+        if cut == 0:
+            cut = max((window.rfind(space, half) for space in (" ", "\t", "\r")), default=-1) + 1
+        if cut == 0:
+            cut = max_length
+        pieces.append((start, window[:cut], False))
+        start += cut
+    pieces.append((start, text[start:], True))
+    return pieces
 
 
 def _zones(items: Iterator[ParsedLine], size: int) -> Iterator[Iterator[ParsedLine]]:
@@ -405,6 +478,7 @@ def annotate(
     fmt = resolve_format(input_path, fmt)
     if str(input_path) != STDIO and not Path(input_path).is_file():
         raise AnnotateError(f"input file {input_path} does not exist")
+    check_output(input_path, output_path)
     set_torch_threads(torch_threads, n_process)
     nlp = load_pipeline(model, gpu_id, cpu_dtype)
     dtype_used = pipeline_cpu_inference_dtype(nlp) if gpu_id < 0 else None
@@ -429,6 +503,22 @@ def annotate(
         "docs_per_second": counts["lines"] / seconds if seconds > 0 else 0.0,
         "cpu_dtype": dtype_used,
     }
+
+
+def check_output(input_path: PathLike, output_path: PathLike) -> None:
+    """Refuse, before anything is loaded or read, an output that can't be written
+    (a folder, a missing or read-only folder) or that is the input itself (the
+    atomic rename would replace the input with its annotations).
+
+    input_path (PathLike): The input, "-" for stdin.
+    output_path (PathLike): The output, "-" for stdout.
+    RAISES (NerComponentError): One line naming OUTPUT.
+    """
+    if str(output_path) == STDIO:
+        return
+    check_writable(output_path, "file")
+    if str(input_path) != STDIO and Path(output_path).exists() and os.path.samefile(input_path, output_path):
+        raise AnnotateError(f"{output_path}: OUTPUT is the INPUT file, which it would replace; write to another file")
 
 
 def _write_result(result: LineResult, out: IO[str], input_path: PathLike, on_error: str, counts: Dict[str, int]) -> None:
@@ -467,12 +557,87 @@ def set_torch_threads(torch_threads: Optional[int], n_process: int = 1) -> Optio
     return torch_threads
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the annotating process. A BaseException, as
+    KeyboardInterrupt is: no `except Exception` on the way (spaCy's workers have
+    one) may swallow it, and every `finally` on the way runs (the temporary
+    output file is removed)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# After a signal, the process is gone within this many seconds, cleanup or not.
+STOP_SECONDS = 8.0
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into `Interrupted` in this process, after
+    terminating its `nlp.pipe` worker processes.
+
+    Sent to the parent alone (`kill PID`, a supervisor, Kubernetes), the default
+    SIGTERM killed the parent without cleanup and left its workers running for ever,
+    and SIGINT could hang in the exit of spaCy's worker queues. Forked workers
+    inherit the handler; in them it restores the default and re-sends the signal,
+    so they end as before. A watchdog ends the process `STOP_SECONDS` after the
+    first signal, should cleanup block; further signals meanwhile are ignored.
+    """
+    parent = os.getpid()
+    stopping = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() != parent:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if stopping.is_set():
+            return
+        stopping.set()
+        watchdog = threading.Timer(STOP_SECONDS, os._exit, args=(128 + signum,))
+        watchdog.daemon = True
+        watchdog.start()
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _exit_interrupted(signum: int, output_path: PathLike) -> NoReturn:
+    """Reap the worker processes, say why in one line, and exit with 128 + the
+    signal number, as a shell reports a process ended by it. `os._exit`: the
+    interpreter's own exit joins the feeder threads of spaCy's worker queues,
+    which block for ever once the workers are gone."""
+    for child in multiprocessing.active_children():
+        child.join(2)
+        if child.is_alive():
+            child.kill()
+            child.join(1)
+    written = "" if str(output_path) == STDIO else f"; {output_path} not written"
+    print(f"\u2718 Stopped by {signal.Signals(signum).name}{written}", file=sys.stderr, flush=True)
+    with suppress(OSError, ValueError):  # stdout may be a closed pipe
+        sys.stdout.flush()
+    os._exit(128 + signum)
+
+
 def run_cli(**kwargs: Any) -> None:
     """Run `annotate` for a CLI: bad input or options end in one line on stderr
-    and exit status 1; the summary goes to stderr, as stdout may be the output."""
+    and exit status 1; the summary goes to stderr, as stdout may be the output.
+    SIGINT or SIGTERM stops the workers and ends the run with one line and
+    exit status 130 or 143, leaving no temporary file (see `stop_on_signals`)."""
     try:
-        summary = annotate(**kwargs)
-    except AnnotateError as e:
+        with stop_on_signals():
+            summary = annotate(**kwargs)
+    except Interrupted as e:
+        _exit_interrupted(e.signum, kwargs.get("output_path", STDIO))
+    except NerComponentError as e:
         fail(str(e))
     except BrokenPipeError:
         # The reader of stdout went away (`... | head`): stop quietly, as cat does.

@@ -1,5 +1,5 @@
 """Convert WikiANN to spaCy `DocBin` corpora, with a report of what was converted."""
-import tempfile
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -8,7 +8,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 from tqdm import tqdm
 
-from .util import PathLike, atomic_path, write_json_atomic
+from .util import NerComponentError, PathLike, atomic_path, check_writable, write_json_atomic
 from .wikiann import LABELS, SPLITS, Sentence, Source, repair_iob2
 
 REPORT_NAME = "report.json"
@@ -52,34 +52,48 @@ def sentences_to_docs(
 def convert(source: Source, output_dir: PathLike, lang: str) -> Dict[str, Any]:
     """Write `train.spacy`, `dev.spacy`, `test.spacy` and `report.json` to `output_dir`.
 
-    Every split is read and checked before anything is written, and each file is
-    renamed into place only when complete: a failed run leaves the previous corpus
-    as it was.
+    Every split is read and checked before anything is written (nothing is
+    created for a failed conversion, not even the folder), and each file is
+    renamed into place only when complete: a failed run leaves the previous
+    corpus as it was.
 
     source (Source): Where the WikiANN data comes from.
     output_dir (PathLike): The corpus folder, e.g. `corpus/en`.
     lang (str): The WikiANN language code.
     RETURNS (Dict[str, Any]): The report written to `report.json`.
+    RAISES (NerComponentError): One line, for bad data (a `WikiANNError`) or an
+        output folder that can't be written.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(output_dir, "folder")
     report: Dict[str, Any] = {"lang": lang, "source": source.description, "splits": {}}
     vocab = Vocab()
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".convert-") as tmp:
-        staged = []
-        for split in SPLITS:
-            docs, counts = sentences_to_docs(
-                source.sentences(split), vocab, progress=f"{lang} {split}"
-            )
-            report["splits"][split] = counts
-            tmp_path = Path(tmp) / f"{split}.spacy"
-            DocBin(docs=docs, store_user_data=False).to_disk(tmp_path)
-            staged.append((tmp_path, output_dir / f"{split}.spacy"))
-        for tmp_path, final_path in staged:
-            with atomic_path(final_path) as target:
-                tmp_path.replace(target)
-    write_json_atomic(output_dir / REPORT_NAME, report)
+    corpora: Dict[str, bytes] = {}
+    for split in SPLITS:
+        docs, counts = sentences_to_docs(source.sentences(split), vocab, progress=f"{lang} {split}")
+        report["splits"][split] = counts
+        corpora[split] = DocBin(docs=docs, store_user_data=False).to_bytes()
+    _write_corpus(output_dir, corpora, report)
     return report
+
+
+def _write_corpus(output_dir: Path, corpora: Dict[str, bytes], report: Dict[str, Any]) -> None:
+    """Write the serialized splits and the report; on failure, remove the folders
+    this call created."""
+    created = output_dir
+    while not created.parent.exists():
+        created = created.parent
+    created = None if created.exists() else created
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for split, data in corpora.items():
+            with atomic_path(output_dir / f"{split}.spacy") as tmp:
+                tmp.write_bytes(data)
+        write_json_atomic(output_dir / REPORT_NAME, report)
+    except OSError as err:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise NerComponentError(f"{output_dir}: can't write the corpus ({err.strerror or err})") from err
 
 
 def read_docs(path: PathLike, vocab: Optional[Vocab] = None) -> List[Doc]:

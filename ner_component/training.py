@@ -1,7 +1,9 @@
 """Train a pipeline from a config with spaCy's own training loop."""
+import difflib
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -11,6 +13,7 @@ from wasabi import msg
 
 from .loggers import TrainingBudgetExhausted
 from .util import (
+    NerComponentError,
     config_transformer,
     fail,
     PathLike,
@@ -84,13 +87,16 @@ def train(
         transformer = config_transformer(config_path)
     if transformer is not None:
         all_overrides["paths.transformer"] = resolve_transformer(transformer)
+        check_hub_model(all_overrides["paths.transformer"])
     if max_steps is not None:
         all_overrides["training.max_steps"] = max_steps
     all_overrides.update(parse_config_overrides([]))
     all_overrides.update(overrides or {})
+    check_config_sections(config_path, all_overrides)
     _evaluate_last_step(config_path, all_overrides)
     start = time.perf_counter()
     stopped_by_budget = False
+    created = not Path(output_dir).exists()
     try:
         spacy_train(config_path, output_dir, use_gpu=gpu_id, overrides=all_overrides)
     except TrainingBudgetExhausted as stop:
@@ -98,6 +104,10 @@ def train(
         # saved model-best and model-last on the way out
         stopped_by_budget = True
         msg.info(f"Stopped: {stop}")
+    except BaseException:
+        if created:
+            _remove_empty_dirs(Path(output_dir))
+        raise
     seconds = time.perf_counter() - start
     info = {
         "lang": lang,
@@ -139,3 +149,58 @@ def _hardware(gpu_id: int) -> str:
         return torch.cuda.get_device_name(gpu_id)
     cpu = platform.processor() or platform.machine()
     return f"{os.cpu_count()} CPU cores ({cpu})"
+
+
+def check_config_sections(config_path: PathLike, overrides: Dict[str, Any]) -> None:
+    """Refuse a misspelt section before training: a `[training.X]` spaCy doesn't
+    know, or a `[components.X]` that isn't in `nlp.pipeline` (spaCy ignores it,
+    so `[components.nerr.model]` would silently train `ner` with its default model).
+
+    config_path (PathLike): The training config.
+    overrides (Dict[str, Any]): The config overrides.
+    RAISES (NerComponentError): One line naming the section and the likely intent.
+    """
+    from spacy.schemas import ConfigSchemaTraining
+    from spacy.util import load_config
+
+    config = load_config(config_path, overrides=overrides, interpolate=False)
+    known = getattr(ConfigSchemaTraining, "model_fields", None) or ConfigSchemaTraining.__fields__
+    pipeline = list(config["nlp"]["pipeline"])
+    sections = [("training", key, list(known)) for key in config.get("training", {}) if key not in known]
+    sections += [("components", name, pipeline) for name in config.get("components", {}) if name not in pipeline]
+    for parent, key, expected in sections:
+        close = difflib.get_close_matches(key, expected, n=1)
+        hint = f"did you mean [{parent}.{close[0]}]?" if close else f"expected one of {', '.join(expected)}"
+        where = "a training setting" if parent == "training" else f"in nlp.pipeline ({', '.join(pipeline)})"
+        raise NerComponentError(f"{config_path}: [{parent}.{key}] is not {where}; {hint}")
+
+
+def check_hub_model(name: str) -> None:
+    """Refuse, before training, a transformer that is neither a local folder nor
+    a Hugging Face hub model that loads here (with HF_HUB_OFFLINE=1: in the
+    local cache); Hugging Face's own failure is a traceback of hundreds of lines.
+
+    name (str): A local folder or a hub id (as `resolve_transformer` returns it).
+    RAISES (NerComponentError): One line naming the model.
+    """
+    if Path(name).exists():
+        return
+    from huggingface_hub import constants
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        offline = " (HF_HUB_OFFLINE is set: only models in the local Hugging Face cache load)" if constants.HF_HUB_OFFLINE else ""
+        reason = " ".join(str(err).split())[:200]
+        raise NerComponentError(
+            f"transformer '{name}' is not a local folder, an offline alias or a Hugging Face hub model "
+            f"that loads here{offline}: {reason}"
+        ) from err
+
+
+def _remove_empty_dirs(path: Path) -> None:
+    """Remove `path` if it holds no file, only (empty) folders."""
+    if not path.is_dir() or any(p.is_file() or p.is_symlink() for p in path.rglob("*")):
+        return
+    shutil.rmtree(path, ignore_errors=True)

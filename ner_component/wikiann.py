@@ -9,16 +9,16 @@ Sources:
 All three yield the same `Sentence` objects for the same language, so the corpora
 built from them are identical.
 """
-import io
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from wasabi import msg
 
-from .util import PathLike
+from .util import NerComponentError, PathLike
 
 HUB_DATASET = "unimelb-nlp/wikiann"
 # The label order of the Hugging Face dataset's ClassLabel feature.
@@ -32,7 +32,7 @@ LOCAL_DATA_CANDIDATES: Tuple[str, ...] = ("assets/wikiann", "../shared/wikiann")
 DATA_ENV_VAR = "WIKIANN_DATA"
 
 
-class WikiANNError(ValueError):
+class WikiANNError(NerComponentError):
     """Bad WikiANN input; the message is one line naming the place and the value."""
 
 
@@ -173,24 +173,69 @@ class ArchiveSource(Source):
             file_path = self.path / split
             if not file_path.is_file():
                 raise WikiANNError(f"{file_path}: missing split file '{split}'")
-            with file_path.open(encoding="utf8") as f:
-                yield from parse_conll(f, self.lang, str(file_path))
+            with file_path.open("rb") as f:
+                yield from checked_split(parse_conll(decode_lines(f, str(file_path)), self.lang, str(file_path)), str(file_path))
             return
-        with tarfile.open(self.path, "r:gz") as archive:
-            member = _find_member(archive, split)
-            if member is None:
-                raise WikiANNError(f"{self.path}: no file '{split}' in the archive")
-            stream = archive.extractfile(member)
-            assert stream is not None  # a regular file member always has a stream
-            with io.TextIOWrapper(stream, encoding="utf8") as f:
-                yield from parse_conll(f, self.lang, f"{self.path}/{member.name}")
+        try:
+            with tarfile.open(self.path, "r:gz") as archive:
+                member = _find_member(archive, split, self.path)
+                stream = archive.extractfile(member)
+                assert stream is not None  # a regular file member always has a stream
+                name = f"{self.path}/{member.name}"
+                yield from checked_split(parse_conll(decode_lines(stream, name), self.lang, name), name)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+            # truncated, zero-byte, garbage, uncompressed or bit-flipped archives
+            problem = " ".join(str(err).split()) or type(err).__name__
+            raise WikiANNError(f"{self.path}: not a readable .tar.gz archive ({problem})") from err
 
 
-def _find_member(archive: tarfile.TarFile, split: str) -> Optional[tarfile.TarInfo]:
-    for member in archive.getmembers():
-        if member.isfile() and Path(member.name).name == split:
-            return member
-    return None
+def _find_member(archive: tarfile.TarFile, split: str, path: Path) -> tarfile.TarInfo:
+    """The one file of the archive named `split` (in any folder)."""
+    members = [m for m in archive.getmembers() if m.isfile() and Path(m.name).name == split]
+    if not members:
+        raise WikiANNError(f"{path}: no file '{split}' in the archive")
+    if len(members) > 1:
+        names = ", ".join(m.name for m in members)
+        raise WikiANNError(f"{path}: {len(members)} files named '{split}' in the archive ({names}): ambiguous")
+    return members[0]
+
+
+def decode_lines(stream: IO[bytes], name: str) -> Iterator[str]:
+    """The lines of a binary stream, decoded as UTF-8 one by one, so that a bad
+    byte is reported with its line.
+
+    stream (IO[bytes]): The file.
+    name (str): Its name, for messages.
+    YIELDS (str): The lines, line endings kept.
+    RAISES (WikiANNError): `name:line: not valid UTF-8 ...`.
+    """
+    for lineno, raw in enumerate(stream, 1):
+        try:
+            yield raw.decode("utf8")
+        except UnicodeDecodeError as err:
+            raise WikiANNError(f"{name}:{lineno}: not valid UTF-8 ({err.reason} at byte {err.start}): {raw[:60]!r}") from None
+
+
+def checked_split(sentences: Iterable[Sentence], name: str) -> Iterator[Sentence]:
+    """Pass the sentences of a split through, then refuse a split without any
+    sentence or without any entity: WikiANN's sentences each have an entity, and
+    an empty corpus would replace a good one (and break the seqeval cross-check).
+
+    sentences (Iterable[Sentence]): The sentences of one split.
+    name (str): The split's file or dataset, for messages.
+    YIELDS (Sentence): The sentences.
+    RAISES (WikiANNError): After the last sentence, for an empty or entity-free split.
+    """
+    n_sentences = 0
+    has_entity = False
+    for sentence in sentences:
+        n_sentences += 1
+        has_entity = has_entity or any(tag != "O" for tag in sentence.tags)
+        yield sentence
+    if n_sentences == 0:
+        raise WikiANNError(f"{name}: no sentences (an empty split)")
+    if not has_entity:
+        raise WikiANNError(f"{name}: {n_sentences} sentences but not one entity (every WikiANN sentence has one)")
 
 
 class DatasetSource(Source):
@@ -218,7 +263,8 @@ class DatasetSource(Source):
         feature = data.features["ner_tags"].feature
         # parquet written without the datasets metadata has plain ids: WikiANN's order
         tag_names = getattr(feature, "names", None) or TAGS
-        yield from rows_to_sentences(data, tag_names, f"{self.description}[{hub_split}]")
+        name = f"{self.description}[{hub_split}]"
+        yield from checked_split(rows_to_sentences(data, tag_names, name), name)
 
 
 def hub_source(lang: str, dataset_id: str = HUB_DATASET) -> DatasetSource:
@@ -278,12 +324,19 @@ def _parquet_files(folder: Path) -> Dict[str, List[str]]:
     return files
 
 
-def _source_in_folder(folder: Path, lang: str) -> Optional[Source]:
-    """The WikiANN source for `lang` in `folder`, in any supported layout, or None."""
+def _source_in_folder(folder: Path, lang: str, strict: bool = False) -> Optional[Source]:
+    """The WikiANN source for `lang` in `folder`, in any supported layout, or None.
+    With `strict`, an extracted folder missing a split file is an error naming it."""
     if (folder / "dataset_dict.json").is_file():
         return disk_source(folder)
-    if all((folder / split).is_file() for split in SPLITS):
+    present = [split for split in SPLITS if (folder / split).is_file()]
+    if len(present) == len(SPLITS):
         return ArchiveSource(folder, lang)
+    if present and strict:
+        missing = [split for split in SPLITS if split not in present]
+        raise WikiANNError(
+            f"{folder / missing[0]}: missing split file '{missing[0]}' (the folder has {', '.join(present)})"
+        )
     parquet = _parquet_files(folder)
     if parquet:
         return parquet_source(parquet, folder)
@@ -291,7 +344,7 @@ def _source_in_folder(folder: Path, lang: str) -> Optional[Source]:
         if (folder / name).is_file():
             return ArchiveSource(folder / name, lang)
     if (folder / lang).is_dir():
-        return _source_in_folder(folder / lang, lang)
+        return _source_in_folder(folder / lang, lang, strict)
     return None
 
 
@@ -352,7 +405,7 @@ def resolve_source(data: str, lang: str, root: PathLike = ".") -> Source:
         if path.name.endswith((".tar.gz", ".tgz")):
             return ArchiveSource(path, lang)
         raise WikiANNError(f"{path}: not a WikiANN archive (expected <lang>.tar.gz)")
-    source = _source_in_folder(path, lang)
+    source = _source_in_folder(path, lang, strict=True)
     if source is None:
         langs = available_languages(path)
         raise WikiANNError(

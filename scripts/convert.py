@@ -5,8 +5,8 @@ import typer
 from wasabi import msg
 
 from ner_component.convert import convert
-from ner_component.util import fail
-from ner_component.wikiann import WikiANNError, resolve_source
+from ner_component.util import NerComponentError, fail
+from ner_component.wikiann import resolve_source
 
 
 def main(
@@ -18,7 +18,7 @@ def main(
         source = resolve_source(data, lang)
         msg.info(f"WikiANN '{lang}' from {source.description}")
         report = convert(source, output_dir, lang)
-    except WikiANNError as err:
+    except NerComponentError as err:
         fail(str(err))
     for split, counts in report["splits"].items():
         ents = ", ".join(f"{k} {v}" for k, v in counts["entities"].items())

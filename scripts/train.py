@@ -4,7 +4,7 @@ from pathlib import Path
 import typer
 
 from ner_component.training import train
-from ner_component.util import fail
+from ner_component.util import NerComponentError, fail
 
 FROM_CONFIG = "config"
 
@@ -24,7 +24,13 @@ def main(
             steps = int(max_steps)
         except ValueError:
             fail(f"--max-steps: expected a whole number of steps or '{FROM_CONFIG}', found '{max_steps}'")
-    train(config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps)
+        if steps < 1:
+            # spaCy reads 0 as "no limit" and a negative budget trains nothing
+            fail(f"--max-steps: expected at least 1 step, found {steps}")
+    try:
+        train(config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps)
+    except NerComponentError as err:
+        fail(str(err))
 
 
 if __name__ == "__main__":
