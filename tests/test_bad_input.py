@@ -257,6 +257,50 @@ def test_6_sigterm_with_one_process_leaves_no_temporary_file(model: Path, tmp_pa
     interrupt(model, tmp_path, 1, signal.SIGTERM, False)
 
 
+# Streams distinct lines of random words through annotate_lines and prints the RSS
+# (MB) after MEMORY_FIRST lines and after the last one.
+MEMORY_SCRIPT = """
+import json, random, string, sys
+import psutil
+from ner_component.annotate import annotate_lines, load_pipeline, set_torch_threads
+
+model, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+set_torch_threads(1)
+nlp = load_pipeline(model, cpu_dtype="auto")
+rng = random.Random(0)
+
+def word():
+    return "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(3, 12)))
+
+lines = ((i, (" ".join(word() for _ in range(rng.randint(3, 25))) + "\\n").encode()) for i in range(1, last + 1))
+rss = {}
+for result in annotate_lines(nlp, lines, "text"):
+    if result.line_no in (first, last):
+        rss[result.line_no] = psutil.Process().memory_info().rss / 2**20
+print(json.dumps(rss))
+"""
+MEMORY_FIRST, MEMORY_LAST, MEMORY_BOUND_MB = 10_000, 60_000, 40
+
+
+@pytest.mark.slow
+def test_7_memory_stays_flat(model: Path) -> None:
+    """50,000 more distinct lines (every word new, every length) grow RSS by less
+    than MEMORY_BOUND_MB: spaCy's memory zones free the new strings and lexemes,
+    and PyTorch's per-shape kernel caches are capped (+270 MB without the cap, on
+    a CPU with native bfloat16)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(ROOT))
+    for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        env.pop(name, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT, str(model), str(MEMORY_FIRST), str(MEMORY_LAST)],
+        capture_output=True, text=True, env=env, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rss = json.loads(proc.stdout.splitlines()[-1])
+    growth = rss[str(MEMORY_LAST)] - rss[str(MEMORY_FIRST)]
+    assert growth < MEMORY_BOUND_MB, rss
+
+
 # ------------------------------------------------------------------ convert
 
 
