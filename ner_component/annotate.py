@@ -46,12 +46,13 @@ CONFIDENCE_EXTENSION = "confidence"
 DEFAULT_ZONE_LINES = 10_000
 # On the GPU a single process feeds the device; a bigger batch keeps it busy.
 DEFAULT_GPU_BATCH_SIZE = 256
-# PyTorch's CPU kernels (oneDNN, through ideep) keep a compiled kernel per input
-# shape in two caches of up to 1,024 entries each. Every new text length brings new
-# shapes, so RSS grew for 100,000s of lines: tiny BERT, bfloat16 autocast, 10k to 60k
-# distinct lines, +270 MB with both caches, +200 MB with oneDNN's off, +7 MB with both
-# at 32 (README, "Annotating large inputs"). 32 keeps the shapes of the batches in
-# flight; the environment's own settings win.
+# PyTorch's CPU kernels (oneDNN, and ideep, its binding) keep a compiled kernel per
+# input shape in two caches of up to 1,024 entries each, and every new text length
+# brings new shapes: with bfloat16 autocast (a Xeon with AMX, tiny BERT, distinct
+# lines of random words) RSS was 1,238 MB at 20k lines, 1,416 MB at 60k and 1,498 MB
+# at 100k; with oneDNN's cache off alone, 1,026 MB and 1,155 MB (50k); with both at
+# 32, 807 MB and 831 MB, flat from 40k (`tests/test_bad_input.py::test_7_*`). 32
+# keeps the shapes of the batches in flight; the environment's own settings win.
 KERNEL_CACHE_CAPACITY = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "32", "LRU_CACHE_CAPACITY": "32"}
 # How much of a bad line an error message quotes.
 _SNIPPET_CHARS = 60
@@ -535,7 +536,8 @@ def check_output(input_path: PathLike, output_path: PathLike) -> None:
     if str(output_path) == STDIO:
         return
     check_writable(output_path, "file")
-    if str(input_path) != STDIO and Path(output_path).exists() and os.path.samefile(input_path, output_path):
+    same = str(input_path) != STDIO and Path(input_path).exists() and Path(output_path).exists()
+    if same and os.path.samefile(input_path, output_path):
         raise AnnotateError(f"{output_path}: OUTPUT is the INPUT file, which it would replace; write to another file")
 
 

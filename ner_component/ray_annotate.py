@@ -35,6 +35,7 @@ from .annotate import (
     AnnotateInputError,
     annotate_lines,
     check_cpu_dtype,
+    check_output,
     load_pipeline,
     open_output,
     record_to_json,
@@ -270,6 +271,8 @@ def annotate_ray(
     if path == STDIO:
         raise AnnotateError("Ray workers read the input themselves: give a file or a URI, not stdin")
     fmt = resolve_format(path, fmt)
+    if "://" not in path:
+        check_output(path, output_path)
     try:
         chunks = plan_chunks(path, lines_per_chunk)
     except (FileNotFoundError, OSError) as e:
@@ -336,11 +339,11 @@ def _write_line(
 def run_cli(**kwargs: Any) -> None:
     """Run `annotate_ray` for a CLI: bad input or options end in one line on stderr
     and exit status 1; the summary goes to stderr, as stdout may be the output."""
-    from .util import fail
+    from .util import NerComponentError, fail
 
     try:
         summary = annotate_ray(**kwargs)
-    except AnnotateError as e:
+    except NerComponentError as e:
         fail(str(e))
     print(
         f"\u2714 {summary['lines']} lines ({summary['errors']} errors), {summary['entities']} entities "
