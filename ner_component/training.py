@@ -3,6 +3,7 @@ import difflib
 import json
 import os
 import platform
+import re
 import shutil
 import time
 from pathlib import Path
@@ -83,6 +84,7 @@ def train(
         "paths.dev": str(corpus_dir / "dev.spacy"),
         "nlp.lang": spacy_lang(lang),
     }
+    check_config_sections(config_path, overrides or {})
     if transformer is None:
         transformer = config_transformer(config_path)
     if transformer is not None:
@@ -92,7 +94,6 @@ def train(
         all_overrides["training.max_steps"] = max_steps
     all_overrides.update(parse_config_overrides([]))
     all_overrides.update(overrides or {})
-    check_config_sections(config_path, all_overrides)
     _evaluate_last_step(config_path, all_overrides)
     start = time.perf_counter()
     stopped_by_budget = False
@@ -162,8 +163,25 @@ def check_config_sections(config_path: PathLike, overrides: Dict[str, Any]) -> N
     """
     from spacy.schemas import ConfigSchemaTraining
     from spacy.util import load_config
+    from thinc.api import ConfigValidationError
 
-    config = load_config(config_path, overrides=overrides, interpolate=False)
+    try:
+        config = load_config(config_path, overrides=overrides, interpolate=False)
+    except ConfigValidationError as err:
+        # e.g. [components.nerr.model] without [components.nerr]: "Section 'nerr' is not defined"
+        headers = re.findall(r"^\[([^\]]+)\]", Path(config_path).read_text(encoding="utf8"), re.MULTILINE)
+        problems = []
+        for error in err.errors or [{"loc": [], "msg": err.title}]:
+            loc = [str(part) for part in error.get("loc", [])]
+            section, message = ".".join(loc), str(error.get("msg"))
+            # compare the undefined part of the path with the sections at its depth
+            undefined = re.search(r"Section '([^']+)' is not defined", message)
+            missing = ".".join(loc[: loc.index(undefined.group(1)) + 1]) if undefined and undefined.group(1) in loc else section
+            candidates = [h for h in headers if h.count(".") == missing.count(".") and not h.startswith(missing)]
+            close = difflib.get_close_matches(missing, candidates, n=1)
+            hint = f"; did you mean [{close[0]}{section[len(missing):]}]?" if close else ""
+            problems.append(f"[{section}]: {message}{hint}" if section else message)
+        raise NerComponentError(f"{config_path}: {' '.join('; '.join(problems).split())}") from err
     known = getattr(ConfigSchemaTraining, "model_fields", None) or ConfigSchemaTraining.__fields__
     pipeline = list(config["nlp"]["pipeline"])
     sections = [("training", key, list(known)) for key in config.get("training", {}) if key not in known]

@@ -449,7 +449,7 @@ def test_14_max_steps_below_one_is_refused(tmp_path: Path, train_setup: Path, co
     "edit,expected",
     [
         (("[training.optimizer]", "[training.optimiser]"), "[training.optimiser] is not a training setting; did you mean [training.optimizer]?"),
-        (("[components.ner.model]", "[components.nerr.model]"), "[components.nerr] is not in nlp.pipeline (transformer, ner); did you mean [components.ner]?"),
+        (("[components.ner.model]", "[components.nerr.model]"), "[components.nerr.model]: Section 'nerr' is not defined; did you mean [components.ner.model]?"),
     ],
     ids=["training.optimiser", "components.nerr.model"],
 )
