@@ -10,6 +10,7 @@ the package step then adds the test-split seqeval figures to the same run.
 `WANDB_MODE=offline` keeps the run in `wandb/offline-run-*` for a later `wandb sync`.
 """
 import os
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -146,9 +147,7 @@ def plot_training_curve(log_path: PathLike, path: PathLike, title: str = "") -> 
 def new_wandb_run(project_name: str) -> Dict[str, str]:
     """Pick the id of the W&B run that training will open (wandb.init reads
     WANDB_RUN_ID), so that the package step can add the test figures to it."""
-    import wandb
-
-    run = {"project": project_name, "run_id": wandb.util.generate_id()}
+    run = {"project": project_name, "run_id": uuid.uuid4().hex[:8]}
     os.environ["WANDB_RUN_ID"] = run["run_id"]
     return run
 
