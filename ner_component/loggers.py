@@ -246,7 +246,7 @@ class TrainingClock:
             "scores": dict(scores),
             # training loss per component, summed over the steps since the previous
             # evaluation (spaCy resets it after each)
-            "losses": dict(losses or {}),
+            "losses": {name: float(value) for name, value in (losses or {}).items()},
             "final": False,
         }
 

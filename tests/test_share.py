@@ -290,7 +290,9 @@ def test_run_all_keeps_log_curve_and_wandb_history(project):
 def test_push_dry_run_stages_the_upload(project):
     from huggingface_hub import ModelCard
 
-    proc = project_run(project, "push", "--vars.hub_repo", "someone/bn_wikiann_trf", "--vars.dry_run", "true")
+    proc = project_run(
+        project, "push", "--vars.lang", LANG, "--vars.hub_repo", "someone/bn_wikiann_trf", "--vars.dry_run", "true"
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     folder = project / "packages" / f"{LANG}_wikiann_trf-0.1.0" / "hub"
     files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
