@@ -10,7 +10,7 @@ from wasabi import msg
 
 from .convert import read_docs
 from .crosscheck import crosscheck_examples, markdown_table, pair_predictions, plot_per_type, predict_docs
-from .transformer import pipeline_cpu_inference_dtype
+from .runtime.transformer import pipeline_cpu_inference_dtype
 from .util import (
     atomic_path,
     NerComponentError,

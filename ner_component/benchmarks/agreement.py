@@ -20,7 +20,7 @@ from wasabi import msg
 
 from ..convert import read_docs
 from ..crosscheck import predict_docs
-from ..transformer import apply_cpu_inference_dtype, resolve_cpu_inference_dtype
+from ..runtime.transformer import apply_cpu_inference_dtype, resolve_cpu_inference_dtype
 from ..util import NerComponentError, PathLike, write_json_atomic, write_text_atomic
 
 DEFAULT_BATCH_SIZES = (8, 64, 256)
@@ -176,7 +176,7 @@ def run_agreement(
     `<name>.json` and `<name>.md` to `output_dir` and print the table."""
     import spacy
 
-    from ..transformer import cpu_has_native_bf16
+    from ..runtime.transformer import cpu_has_native_bf16
 
     nlp = spacy.load(model)
     docs = read_docs(test_path, nlp.vocab)

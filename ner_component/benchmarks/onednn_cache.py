@@ -44,7 +44,7 @@ def _rss_mb() -> float:
 
 def _pipe_words_per_second(nlp: Any, docs: List[Any], dtype: str) -> float:
     from ..crosscheck import predict_docs
-    from ..transformer import apply_cpu_inference_dtype
+    from ..runtime.transformer import apply_cpu_inference_dtype
 
     apply_cpu_inference_dtype(nlp, dtype)
     predict_docs(nlp, docs[: nlp.batch_size])  # warm-up: one batch
@@ -195,7 +195,7 @@ def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 def run_benchmark(model: PathLike, corpus_dir: PathLike, output_dir: PathLike, name: str, **kwargs: Any) -> List[Dict[str, Any]]:
     """Measure, then write `<name>.json` and `<name>.md` to `output_dir`."""
-    from ..transformer import cpu_has_native_bf16
+    from ..runtime.transformer import cpu_has_native_bf16
 
     rows = measure_capacities(model, corpus_dir, **kwargs)
     result = {"native_bf16": cpu_has_native_bf16(), "model": str(model), "rows": rows, "settings": {
