@@ -20,7 +20,7 @@ from wasabi import msg
 
 from ..convert import read_docs
 from ..crosscheck import predict_docs
-from ..runtime.transformer import apply_cpu_inference_dtype, resolve_cpu_inference_dtype
+from ..runtime.transformer import apply_cpu_inference_dtype, pipeline_cpu_inference_dtype, resolve_cpu_inference_dtype
 from ..util import NerComponentError, PathLike, write_json_atomic, write_text_atomic
 
 DEFAULT_BATCH_SIZES = (8, 64, 256)
@@ -92,20 +92,18 @@ def measure_agreement(
     for dtype in dtypes:
         if dtype not in ("float32", "bfloat16"):
             raise NerComponentError(f"dtype must be float32 or bfloat16, got {dtype!r}")
-    before = None
+    before = pipeline_cpu_inference_dtype(nlp)
+    if before is None:
+        raise NerComponentError("the pipeline has no transformer: nothing depends on the dtype")
     predictions: Dict[Tuple[str, int], List[Doc]] = {}
     try:
         for dtype in dtypes:
-            resolved = apply_cpu_inference_dtype(nlp, dtype)
-            before = before or resolved
-            if resolved is None:
-                raise NerComponentError("the pipeline has no transformer: nothing depends on the dtype")
+            apply_cpu_inference_dtype(nlp, dtype)
             for batch_size in batch_sizes:
                 msg.info(f"Predicting {len(gold_docs)} docs in {dtype} at batch size {batch_size}")
                 predictions[(dtype, batch_size)] = predict_docs(nlp, gold_docs, batch_size)
     finally:
-        if before is not None:
-            apply_cpu_inference_dtype(nlp, before)
+        apply_cpu_inference_dtype(nlp, before)
     within = {
         dtype: {
             str(b): disagreement(predictions[(dtype, batch_sizes[0])], predictions[(dtype, b)])
