@@ -30,14 +30,14 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from .util import NerComponentError, PathLike, atomic_path, check_writable, fail, require_device
-from .transformer import pipeline_cpu_inference_dtype
+from .runtime.transformer import pipeline_cpu_inference_dtype
 
 STDIO = "-"
 FORMATS = ("auto", "jsonl", "text")
 ON_ERROR = ("raise", "record")
 # Suffixes read as JSONL when --format is "auto"; everything else is plain text.
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-# The Span extension a `token_ner` component sets (`ner_component.token_ner`).
+# The Span extension a `token_ner` component sets (`ner_component.runtime.token_ner`).
 CONFIDENCE_EXTENSION = "confidence"
 # Lines per spaCy memory zone: the strings and lexemes of new words seen in a zone
 # are freed at its end, so the vocab doesn't grow with the input. With
@@ -381,13 +381,13 @@ def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = 
     model (PathLike): The pipeline.
     gpu_id (int): -1 for the CPU, else the CUDA device.
     cpu_dtype (Optional[str]): The transformer's prediction dtype on CPU, "auto",
-        "float32" or "bfloat16" (see `ner_component.transformer`); None for what
+        "float32" or "bfloat16" (see `ner_component.runtime.transformer`); None for what
         the pipeline's config says.
     RETURNS (Language): The loaded pipeline.
     """
     import spacy
 
-    from .transformer import apply_cpu_inference_dtype
+    from .runtime.transformer import apply_cpu_inference_dtype
 
     check_cpu_dtype(cpu_dtype)
     limit_kernel_caches()
@@ -416,7 +416,7 @@ def limit_kernel_caches() -> Dict[str, str]:
 
 def check_cpu_dtype(cpu_dtype: Optional[str]) -> None:
     """Refuse a CPU prediction dtype that isn't one (None: the pipeline's config)."""
-    from .transformer import CPU_INFERENCE_DTYPES
+    from .runtime.transformer import CPU_INFERENCE_DTYPES
 
     if cpu_dtype is not None and cpu_dtype not in CPU_INFERENCE_DTYPES:
         raise AnnotateError(f"cpu_dtype '{cpu_dtype}' is not one of {', '.join(CPU_INFERENCE_DTYPES)}")
@@ -426,7 +426,7 @@ def _register_components() -> None:
     """Register this package's components, so that a pipeline using them loads
     even where the package's spaCy entry points aren't installed."""
     try:
-        from . import token_ner, transformer  # noqa: F401
+        from .runtime import token_ner, transformer  # noqa: F401
     except ModuleNotFoundError as e:
         if e.name not in (f"{__package__}.token_ner", f"{__package__}.transformer"):
             raise

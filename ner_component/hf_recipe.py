@@ -53,7 +53,10 @@ CONFIG_KEYS: Dict[str, Tuple[str, ...]] = {
     "labels": ("subword_labels",),
     "budget": ("budget_seconds", "eval_every_seconds", "eval_at_start"),
     "evaluation": ("batch_size",),
+    "sharing": ("report_to", "push_to_hub", "hub_model_id", "hub_private_repo"),
 }
+# What [sharing] report_to may name (the recipe installs no other tracker).
+REPORT_TO: Tuple[str, ...] = ("wandb",)
 # TrainingArguments the recipe sets itself: the run is timed and scored by the
 # callback, nothing is checkpointed or reported, batches are collated in-process
 # (the word counter needs that) and extra columns reach the collator.
@@ -68,6 +71,10 @@ RESERVED_TRAINING_ARGS: Tuple[str, ...] = (
     "remove_unused_columns",
     "dataloader_num_workers",
     "gradient_accumulation_steps",
+    # [sharing] sets these
+    "push_to_hub",
+    "hub_model_id",
+    "hub_private_repo",
 )
 
 
@@ -126,6 +133,12 @@ def check_config(config: Mapping[str, Any]) -> None:
         raise ValueError(
             f"[labels] subword_labels is {subword_labels!r}; expected one of {', '.join(SUBWORD_LABELS)}"
         )
+    sharing = config["sharing"]
+    unknown_trackers = [name for name in sharing["report_to"] if name not in REPORT_TO]
+    if not isinstance(sharing["report_to"], list) or unknown_trackers:
+        raise ValueError(f"[sharing] report_to is {sharing['report_to']!r}; expected a list of {', '.join(REPORT_TO)} or []")
+    if sharing["push_to_hub"] and not sharing["hub_model_id"]:
+        raise ValueError("[sharing] push_to_hub is true but hub_model_id is null; expected '<user or org>/<name>'")
     budget = config["budget"]["budget_seconds"]
     if budget is not None and not (isinstance(budget, (int, float)) and budget > 0):
         raise ValueError(f"[budget] budget_seconds is {budget!r}; expected a number > 0 or null")
@@ -526,6 +539,9 @@ def run_recipe(
     max_length = data_cfg["max_length"]
     batch_size = config["evaluation"]["batch_size"]
     training_args = dict(config["training"])
+    sharing = config["sharing"]
+    if sharing["push_to_hub"]:
+        _check_hub_token()  # before hours of training, not after
     write_text_atomic(output_dir / CONFIG_NAME, config.to_str())
 
     def read(split: str, limit: int) -> Tuple[List[List[str]], List[List[str]], str]:
@@ -570,7 +586,10 @@ def run_recipe(
         output_dir=str(output_dir / "trainer"),
         save_strategy="no",
         eval_strategy="no",
-        report_to=[],
+        report_to=list(sharing["report_to"]),
+        push_to_hub=bool(sharing["push_to_hub"]),
+        hub_model_id=sharing["hub_model_id"],
+        hub_private_repo=bool(sharing["hub_private_repo"]),
         use_cpu=gpu_id < 0,
         remove_unused_columns=False,  # n_words must reach the collator
         dataloader_num_workers=0,  # the collator counts words in this process
@@ -588,6 +607,8 @@ def run_recipe(
     state = trainer.state
 
     save_model_atomic(trainer.model, tokenizer, output_dir / MODEL_DIR)
+    if sharing["push_to_hub"]:
+        _push_trainer_model(trainer, tokenizer, f"HF recipe on WikiANN {lang}")
     if Path(args.output_dir).is_dir() and not any(Path(args.output_dir).iterdir()):
         Path(args.output_dir).rmdir()  # Trainer creates it; nothing is saved there
 
@@ -641,6 +662,26 @@ def run_recipe(
         f"{train_info['seconds']:.0f} s of training, {train_info['words_per_second']} words/s"
     )
     return results
+
+
+def _check_hub_token() -> None:
+    import huggingface_hub
+
+    from .hub import NO_TOKEN
+
+    if not huggingface_hub.get_token():
+        fail(NO_TOKEN.replace("--vars.dry_run true", "[sharing] push_to_hub = false"))
+
+
+def _push_trainer_model(trainer: Any, tokenizer: Any, commit_message: str) -> None:
+    """`Trainer.push_to_hub` (the model, its tokenizer and the Trainer's card) into
+    `hub_model_id`; one line when it fails."""
+    trainer.processing_class = tokenizer  # so the tokenizer is saved and pushed too
+    try:
+        url = trainer.push_to_hub(commit_message=commit_message)
+    except Exception as err:  # network, permissions: the model is saved locally either way
+        fail(f"push to {trainer.args.hub_model_id} failed ({type(err).__name__}: {' '.join(str(err).split())[:200]}); the model is saved in {trainer.args.output_dir}")
+    msg.good(f"Pushed to {url}")
 
 
 def save_model_atomic(model: Any, tokenizer: Any, path: PathLike) -> None:

@@ -7,7 +7,7 @@ wraps spaCy's console logger (same output) and:
   the words trained on, so accuracy can be plotted against training minutes next to
   another system's;
 - writes one JSONL line per evaluation: step, epoch, words, train_seconds (evaluation
-  excluded), eval_seconds, checkpoint_seconds, the dev scores;
+  excluded), eval_seconds, checkpoint_seconds, the dev scores, the training losses;
 - once `budget_seconds` of training are spent, scores the current weights on the dev
   corpus (so the curve ends where training ends) and raises `TrainingBudgetExhausted`.
 
@@ -177,7 +177,9 @@ class TrainingClock:
             self._pause(eval_seconds, checkpoint_seconds)
             self.train_seconds = now - self.start - self.paused
             scores = info.get("other_scores") or {}
-            row = self._row(info["step"], info["score"], scores, eval_seconds, checkpoint_seconds, "spacy")
+            row = self._row(
+                info["step"], info["score"], scores, eval_seconds, checkpoint_seconds, "spacy", info.get("losses")
+            )
         over_budget = self.budget_seconds is not None and self.train_seconds >= self.budget_seconds
         at_max_steps = bool(self.max_steps) and self.step_index >= self.max_steps
         if row is not None:
@@ -224,6 +226,7 @@ class TrainingClock:
         eval_seconds: float,
         checkpoint_seconds: float,
         source: str,
+        losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, Any]:
         return {
             "event": "evaluation",
@@ -241,6 +244,9 @@ class TrainingClock:
             "dev_precision": _float_or_none(scores.get("ents_p")),
             "dev_recall": _float_or_none(scores.get("ents_r")),
             "scores": dict(scores),
+            # training loss per component, summed over the steps since the previous
+            # evaluation (spaCy resets it after each)
+            "losses": {name: float(value) for name, value in (losses or {}).items()},
             "final": False,
         }
 

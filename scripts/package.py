@@ -1,9 +1,12 @@
-"""Build an installable model package (wheel) with a model card."""
+"""Build a self-contained model wheel (spacy package --code) with its model card."""
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from ner_component.packaging import build_package
+from ner_component.packaging import ShareError, build_package
+from ner_component.tracking import log_test_figures
+from ner_component.util import fail, read_json
 
 
 def main(
@@ -15,8 +18,16 @@ def main(
     seqeval_json: Path = typer.Option(..., exists=True, dir_okay=False, help="Cross-check result"),
     test: Path = typer.Option(..., exists=True, dir_okay=False, help="Test .spacy file (widget examples)"),
     license: str = typer.Option("MIT", help="License of the model"),
+    curve: Optional[Path] = typer.Option(None, dir_okay=False, help="Training curve PNG for the card"),
 ) -> None:
-    build_package(model, output_dir, lang, name, version, seqeval_json, test, license)
+    try:
+        build_package(model, output_dir, lang, name, version, seqeval_json, test, license, curve)
+    except ShareError as err:
+        fail(str(err))
+    # the end of `run all`: a run tracked in W&B gets the test-split figures too
+    train_info = model.parent / "train_info.json"
+    if train_info.exists():
+        log_test_figures(read_json(train_info), read_json(seqeval_json))
 
 
 if __name__ == "__main__":

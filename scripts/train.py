@@ -1,5 +1,6 @@
 """Train the NER pipeline from a config (spaCy's training loop)."""
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -17,6 +18,9 @@ def main(
     transformer: str = typer.Option(FROM_CONFIG, help="Offline alias, local folder or hub id; 'config': the config's paths.transformer"),
     gpu_id: int = typer.Option(-1, help="CUDA device, -1 for the CPU"),
     max_steps: str = typer.Option(FROM_CONFIG, help="Step budget (training.max_steps); 'config': the config's"),
+    logger: str = typer.Option("console", help="console, or wandb: W&B after the console (configs/wandb.cfg)"),
+    curve: Optional[Path] = typer.Option(None, dir_okay=False, help="PNG of dev F1 and loss against steps and minutes"),
+    wandb_config: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="W&B logger config (default configs/wandb.cfg)"),
 ) -> None:
     steps = None
     if max_steps != FROM_CONFIG:
@@ -28,7 +32,10 @@ def main(
             # spaCy reads 0 as "no limit" and a negative budget trains nothing
             fail(f"--max-steps: expected at least 1 step, found {steps}")
     try:
-        train(config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps)
+        train(
+            config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps,
+            logger=logger, curve_path=curve, wandb_config=wandb_config,
+        )
     except NerComponentError as err:
         fail(str(err))
 

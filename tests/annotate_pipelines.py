@@ -80,7 +80,7 @@ def build_transformer_pipeline(tiny_bert: Path, output: Path, steps: int = 10) -
 def build_token_ner_pipeline(output: Path, steps: int = 60) -> Path:
     """blank "en" + a `token_ner` over a tiny CNN tok2vec, trained until it
     predicts the training entities (with confidences); saved to `output`."""
-    import ner_component.token_ner  # noqa: F401  registers the factory
+    import ner_component.runtime.token_ner  # noqa: F401  registers the factory
 
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")

@@ -300,7 +300,7 @@ def test_cli_bad_line_is_one_error_line(annotate_model: Path, tmp_path: Path) ->
 
 
 def test_token_ner_confidences(tmp_path: Path) -> None:
-    pytest.importorskip("ner_component.token_ner")
+    pytest.importorskip("ner_component.runtime.token_ner")
     from .annotate_pipelines import TRAIN_DATA
 
     model = build_token_ner_pipeline(tmp_path / "token_ner")

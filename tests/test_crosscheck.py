@@ -5,7 +5,8 @@ import spacy
 from spacy.tokens import Doc, DocBin
 
 from ner_component.crosscheck import compare, crosscheck, doc_to_iob2, seqeval_scores
-from ner_component.evaluation import run_crosscheck
+from ner_component.evaluation import evaluate_test, run_crosscheck
+from ner_component.util import NerComponentError
 
 
 @pytest.mark.parametrize(
@@ -75,24 +76,71 @@ def test_crosscheck_agrees_with_spacys_scorer(ruler_nlp):
 
 
 def test_compare_names_both_figures():
-    problems = compare({"precision": 0.5, "recall": 0.5, "f1": 0.5}, {"ents_p": 0.5, "ents_r": 0.5, "ents_f": 0.52})
-    assert problems == ["seqeval strict f1 0.500000 != spaCy ents_f 0.52"]
+    problems = compare({"precision": 0.5, "recall": 0.5, "f1": 0.5, "per_type": {}}, {"ents_p": 0.5, "ents_r": 0.5, "ents_f": 0.52})
+    assert problems == ["seqeval strict f1 0.5 != spaCy ents_f 0.52"]
 
 
-def test_run_crosscheck_writes_outputs_and_fails_on_disagreement(tmp_path, ruler_nlp, capsys):
+def test_compare_is_exact_and_per_type():
+    strict = {"precision": 0.6, "recall": 0.6, "f1": 0.6, "per_type": {"PER": {"precision": 1.0, "recall": 0.5, "f1": 2 / 3}}}
+    same = {"ents_p": 0.6, "ents_r": 0.6, "ents_f": 0.6, "ents_per_type": {"PER": {"p": 1.0, "r": 0.5, "f": 2 / 3}}}
+    assert compare(strict, same) == []
+    # a difference that the old 1e-4 tolerance let through is a disagreement now
+    off = dict(same, ents_p=0.6 + 1e-6)
+    assert compare(strict, off) == [f"seqeval strict precision 0.6 != spaCy ents_p {0.6 + 1e-6!r}"]
+    off_type = dict(same, ents_per_type={"PER": {"p": 1.0, "r": 0.5001, "f": 2 / 3}})
+    assert compare(strict, off_type) == ["seqeval strict PER recall 0.5 != spaCy PER r 0.5001"]
+
+
+def test_evaluate_then_crosscheck_score_one_prediction(tmp_path, ruler_nlp, capsys):
     model = tmp_path / "model"
     ruler_nlp.to_disk(model)
     test = tmp_path / "test.spacy"
     DocBin(docs=gold_docs(ruler_nlp.vocab)).to_disk(test)
-    good = tmp_path / "spacy_good.json"
-    good.write_text(json.dumps({"ents_p": 0.6, "ents_r": 0.6, "ents_f": 0.6}))
-    result = run_crosscheck(model, test, tmp_path / "metrics", spacy_json=good)
+    metrics = tmp_path / "metrics"
+    scores = evaluate_test(model, test, metrics, batch_size=2)
+    assert scores["ents_f"] == pytest.approx(0.6) and scores["predictions"]["n_docs"] == 3
+    assert scores["predictions"]["batch_size"] == 2
+    # the predictions are kept, on the test split's own tokens
+    predicted = list(DocBin().from_disk(metrics / "predictions.spacy").get_docs(ruler_nlp.vocab))
+    assert [[(e.text, e.label_) for e in doc.ents] for doc in predicted][2] == [("Paris", "LOC")]
+    result = run_crosscheck(metrics / "predictions.spacy", test, metrics, spacy_json=metrics / "spacy.json")
     assert result["problems"] == []
-    assert (tmp_path / "metrics" / "seqeval.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| PER | 100.00 | 50.00 | 66.67 | 2 |" in (tmp_path / "metrics" / "seqeval.md").read_text()
+    # one prediction, two scorers: the figures are equal, not merely close
+    saved = json.loads((metrics / "spacy.json").read_text())
+    assert result["seqeval_strict"]["precision"] == saved["ents_p"]
+    assert result["seqeval_strict"]["recall"] == saved["ents_r"]
+    assert (metrics / "seqeval.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| PER | 100.00 | 50.00 | 66.67 | 2 |" in (metrics / "seqeval.md").read_text()
+    # a spacy.json that doesn't belong to these predictions fails the check
     bad = tmp_path / "spacy_bad.json"
-    bad.write_text(json.dumps({"ents_p": 0.6, "ents_r": 0.6, "ents_f": 0.7}))
-    with pytest.raises(SystemExit) as exit_info:
-        run_crosscheck(model, test, tmp_path / "metrics2", spacy_json=bad)
-    assert exit_info.value.code == 1
-    assert "seqeval strict f1 0.600000 != spacy evaluate ents_f 0.7" in capsys.readouterr().err
+    bad.write_text(json.dumps(dict(saved, ents_f=0.7)))
+    with pytest.raises(NerComponentError, match="seqeval strict f1 0.6 != spacy.json ents_f 0.7"):
+        run_crosscheck(metrics / "predictions.spacy", test, tmp_path / "metrics2", spacy_json=bad)
+
+
+def test_crosscheck_refuses_predictions_of_another_corpus(tmp_path, ruler_nlp):
+    test = tmp_path / "test.spacy"
+    DocBin(docs=gold_docs(ruler_nlp.vocab)).to_disk(test)
+    stale = tmp_path / "predictions.spacy"
+    DocBin(docs=gold_docs(ruler_nlp.vocab)[:2]).to_disk(stale)
+    with pytest.raises(NerComponentError, match="holds 2 docs but the gold corpus 3"):
+        run_crosscheck(stale, test, tmp_path / "out")
+    assert not (tmp_path / "out" / "seqeval.json").exists()
+
+
+def test_crosscheck_script_exits_with_one_line(tmp_path, ruler_nlp):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    test = tmp_path / "test.spacy"
+    DocBin(docs=gold_docs(ruler_nlp.vocab)).to_disk(test)
+    stale = tmp_path / "predictions.spacy"
+    DocBin(docs=gold_docs(ruler_nlp.vocab)[:1]).to_disk(stale)
+    script = Path(__file__).parent.parent / "scripts" / "crosscheck.py"
+    proc = subprocess.run([sys.executable, str(script), str(stale), str(test), str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"\u2718 {stale} holds 1 docs but the gold corpus 3: predict the same split again"
+    ]

@@ -181,6 +181,9 @@ def test_config_file_is_complete():
         ("budget.budget_seconds", 0, "budget_seconds"),
         ("data.dev_limit", -1, "dev_limit"),
         ("data.extra", 1, "unknown key"),
+        ("training.push_to_hub", True, "set by the recipe"),
+        ("sharing.push_to_hub", True, "hub_model_id is null"),
+        ("sharing.report_to", ["mlflow"], "report_to"),
     ],
 )
 def test_bad_config_values(key, value, message):
@@ -288,3 +291,13 @@ def test_benchmark_side_by_side(tmp_path, tiny_bert, tiny_wikiann):
         transformer=str(tiny_bert), budget_seconds=2.0, data=str(tiny_wikiann), sides=["hf"],
     )
     assert again["sides"]["spacy"] == sp
+
+
+def test_push_to_hub_without_token_stops_in_one_line(monkeypatch, capsys):
+    from ner_component import hf_recipe
+
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(SystemExit):
+        hf_recipe._check_hub_token()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "HF_TOKEN" in err and "push_to_hub = false" in err

@@ -43,7 +43,7 @@ def test_entry_points_cover_every_registered_name():
     from packaged pipelines' requirements."""
     import ner_component.callbacks  # noqa: F401
     import ner_component.loggers  # noqa: F401
-    import ner_component.token_ner  # noqa: F401
+    import ner_component.runtime.token_ner  # noqa: F401
 
     for reg_name in set(REGISTRIES.values()) - {"factories"}:
         ours = {n for n in getattr(registry, reg_name).get_all() if n.startswith("ner_component.")}

@@ -18,7 +18,7 @@ from ner_component.benchmarks.throughput import (
     sentence_gold,
     sentence_texts,
 )
-from ner_component.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
+from ner_component.runtime.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
 
 from .annotate_pipelines import build_transformer_pipeline, write_benchmark_corpus
 
@@ -107,7 +107,7 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
 
 
 def test_dtype_requests_that_compute_alike_run_once(monkeypatch) -> None:
-    import ner_component.transformer as module
+    import ner_component.runtime.transformer as module
     from ner_component.benchmarks.throughput import _distinct_dtypes
 
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)

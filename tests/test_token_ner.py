@@ -1,4 +1,4 @@
-"""Tests of the token-classification NER component (`ner_component.token_ner`)."""
+"""Tests of the token-classification NER component (`ner_component.runtime.token_ner`)."""
 import itertools
 import math
 from pathlib import Path
@@ -13,7 +13,7 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import SGD
 
-from ner_component.token_ner import (
+from ner_component.runtime.token_ner import (
     LR_SCALE_ATTR,
     TokenNER,
     iob_constraints,
@@ -205,7 +205,7 @@ def test_confidence_is_none_for_other_spans(trained_nlp):
 def test_extension_not_overwritten():
     # the module registers the extension once, with its getter; importing or
     # creating the component again leaves whatever is registered alone
-    from ner_component import token_ner
+    from ner_component.runtime import token_ner
 
     before = Span.get_extension("confidence")
     token_ner.setup_extensions()

@@ -6,7 +6,7 @@ import pytest
 import spacy
 
 from ner_component.annotate import AnnotateError, annotate, load_pipeline
-from ner_component.transformer import (
+from ner_component.runtime.transformer import (
     apply_cpu_inference_dtype,
     cpu_has_native_bf16,
     pipeline_cpu_inference_dtype,
@@ -32,7 +32,7 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
 
 
 def test_auto_follows_the_cpu(monkeypatch):
-    import ner_component.transformer as module
+    import ner_component.runtime.transformer as module
 
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: True)
     assert resolve_cpu_inference_dtype("auto") == "bfloat16"
@@ -121,7 +121,7 @@ def test_annotate_reports_and_checks_the_dtype(stock_pipeline, tmp_path):
 
 
 def test_length_chunks_hold_at_most_the_budget():
-    from ner_component.transformer import plan_length_chunks
+    from ner_component.runtime.transformer import plan_length_chunks
 
     # 10 | 8 8 | 3 3 3 1 (12 positions; 10 8 with 8 3 ... would pad more or exceed 20)
     assert plan_length_chunks([10, 8, 8, 3, 3, 3, 1], 20) == [(0, 1), (1, 3), (3, 7)]
@@ -134,7 +134,7 @@ def test_length_chunks_hold_at_most_the_budget():
 def test_length_chunks_weigh_padding_against_passes():
     import random
 
-    from ner_component.transformer import plan_length_chunks
+    from ner_component.runtime.transformer import plan_length_chunks
 
     # One pass pads 4 spans of 3 to 9 (24 wasted positions): worth it only while a pass costs more
     assert plan_length_chunks([9, 9, 3, 3, 3, 3], 100, pass_cost=4) == [(0, 2), (2, 6)]
@@ -166,7 +166,7 @@ LONG_AND_SHORT = [
 
 
 def test_chunked_prediction_matches_one_padded_pass(stock_pipeline):
-    from ner_component.transformer import set_predict_token_budget
+    from ner_component.runtime.transformer import set_predict_token_budget
 
     nlp = spacy.load(stock_pipeline)
     model = nlp.get_pipe("transformer").model
@@ -204,7 +204,7 @@ def test_left_padded_batches_are_not_chunked(stock_pipeline):
     import torch
     from thinc.api import ArgsKwargs
 
-    from ner_component.transformer import set_predict_token_budget
+    from ner_component.runtime.transformer import set_predict_token_budget
 
     nlp = spacy.load(stock_pipeline)
     model = nlp.get_pipe("transformer").model
@@ -222,7 +222,7 @@ def test_left_padded_batches_are_not_chunked(stock_pipeline):
 
 
 def test_predict_token_budget_is_checked_and_saved(tiny_bert, tmp_path):
-    from ner_component.transformer import set_predict_token_budget
+    from ner_component.runtime.transformer import set_predict_token_budget
 
     nlp = _our_transformer(tiny_bert, predict_token_budget=128)
     model = nlp.get_pipe("transformer").model
@@ -239,7 +239,7 @@ def test_chunking_keeps_every_output_in_its_place(stock_pipeline):
     import torch
     from thinc.api import ArgsKwargs
 
-    from ner_component.transformer import set_predict_token_budget
+    from ner_component.runtime.transformer import set_predict_token_budget
 
     nlp = spacy.load(stock_pipeline)
     model = nlp.get_pipe("transformer").model

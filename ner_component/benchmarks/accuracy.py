@@ -62,7 +62,7 @@ def timed_config(config_path: PathLike, budget_seconds: Optional[float], log_pat
     """
     config = Config().from_disk(config_path, interpolate=False)
     old = config["training"].get("logger", {})
-    progress_bar = old.get("progress_bar") if old.get("@loggers") == "spacy.ConsoleLogger.v3" else None
+    progress_bar = old.get("progress_bar") if old.get("@loggers") in ("spacy.ConsoleLogger.v3", TIMED_LOGGER) else None
     config["training"]["logger"] = {
         "@loggers": TIMED_LOGGER,
         "budget_seconds": budget_seconds,

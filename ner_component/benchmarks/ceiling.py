@@ -114,7 +114,7 @@ def length_batches(sequences: List[List[int]], budget: int, pad_id: int) -> List
     padded to its own longest: input_ids and attention_mask tensors."""
     import torch
 
-    from ..transformer import plan_length_chunks
+    from ..runtime.transformer import plan_length_chunks
 
     ordered = sorted(sequences, key=len, reverse=True)
     batches = []

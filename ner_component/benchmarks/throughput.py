@@ -16,7 +16,7 @@ for a user of `nlp.pipe(n_process=...)`.
 
 The spaCy configurations are swept over `nlp.pipe` batch sizes, process counts,
 the transformer's CPU prediction dtype (float32, or bfloat16 where the CPU computes
-it natively: see `ner_component.transformer`) and its prediction chunking
+it natively: see `ner_component.runtime.transformer`) and its prediction chunking
 (`predict_token_budget`: the pipeline's own, and 0, spacy-transformers' single
 padded pass per batch, to show what chunking by length gains); the Hugging Face pipeline over batch
 sizes and its model's dtype (float32, its default, and bfloat16), so that the
@@ -235,7 +235,7 @@ def _spacy_annotator(
     model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str], token_budget: Optional[int] = None
 ) -> Tuple[Callable, Optional[str], Optional[int]]:
     from ..annotate import load_pipeline
-    from ..transformer import apply_predict_token_budget, pipeline_cpu_inference_dtype, pipeline_predict_token_budget
+    from ..runtime.transformer import apply_predict_token_budget, pipeline_cpu_inference_dtype, pipeline_predict_token_budget
 
     nlp = load_pipeline(model, cpu_dtype=cpu_dtype)
     if token_budget is not None:
@@ -541,7 +541,7 @@ def run_benchmark(
 
 def _distinct_dtypes(cpu_dtypes: Sequence[Optional[str]]) -> List[Optional[str]]:
     """Drop requests that compute in the same dtype as an earlier one here."""
-    from ..transformer import resolve_cpu_inference_dtype
+    from ..runtime.transformer import resolve_cpu_inference_dtype
 
     kept: List[Optional[str]] = []
     seen: Set[Optional[str]] = set()
@@ -556,7 +556,7 @@ def _distinct_dtypes(cpu_dtypes: Sequence[Optional[str]]) -> List[Optional[str]]
 
 
 def _check_dtypes(cpu_dtypes: Sequence[Optional[str]], hf_dtypes: Sequence[str]) -> None:
-    from ..transformer import CPU_INFERENCE_DTYPES
+    from ..runtime.transformer import CPU_INFERENCE_DTYPES
 
     bad = [str(d) for d in cpu_dtypes if d is not None and d not in CPU_INFERENCE_DTYPES]
     if bad or not cpu_dtypes:
@@ -637,7 +637,7 @@ def machine() -> Dict[str, Any]:
     """What the benchmark ran on."""
     import psutil
 
-    from ..transformer import cpu_has_native_bf16
+    from ..runtime.transformer import cpu_has_native_bf16
     import spacy
     import torch
     import transformers

@@ -310,8 +310,28 @@ def setup_extensions() -> None:
 setup_extensions()
 
 
-@Language.factory(
-    "token_ner",
+FACTORY_NAME = "token_ner"
+
+
+def _register_factory_once(**kwargs: object) -> Callable[[Callable], Callable]:
+    """`Language.factory`, unless a `token_ner` factory is registered already.
+
+    This file runs under two module names: `ner_component.runtime.token_ner` where
+    the project is installed, and `<model package>.token_ner` inside a model wheel
+    (`spacy package --code` copies it there). spaCy refuses a second factory of the
+    same name from another file (E004), so whichever copy loads first serves both:
+    they are the same code.
+    """
+
+    def register(func: Callable) -> Callable:
+        if Language.get_factory_name(FACTORY_NAME) in registry.factories:
+            return func
+        return Language.factory(FACTORY_NAME, **kwargs)(func)  # type: ignore[arg-type]
+
+    return register
+
+
+@_register_factory_once(
     assigns=["doc.ents", "doc.spans"],
     default_config={
         "model": DEFAULT_TOKEN_NER_MODEL,
