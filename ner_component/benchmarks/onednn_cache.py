@@ -58,7 +58,7 @@ def _train_batches(nlp: Any, train_path: str, steps: int) -> List[List[Any]]:
     from spacy.util import registry
 
     examples = list(Corpus(train_path)(nlp))
-    batcher = registry.resolve({"b": nlp.config["training"]["batcher"]})["b"]
+    batcher = registry.resolve({"b": nlp.config.interpolate()["training"]["batcher"]})["b"]
     batches = []
     for batch in batcher(examples):
         batches.append(list(batch))
@@ -68,7 +68,11 @@ def _train_batches(nlp: Any, train_path: str, steps: int) -> List[List[Any]]:
 
 
 def _spacy_steps(nlp: Any, batches: List[List[Any]]) -> List[float]:
-    optimizer = nlp.resume_training()
+    from spacy.util import registry
+
+    # the config's own optimizer and schedule (interpolated: resume_training() can't)
+    optimizer = registry.resolve({"o": nlp.config.interpolate()["training"]["optimizer"]})["o"]
+    nlp.resume_training(sgd=optimizer)
     times = []
     for batch in batches:
         start = time.perf_counter()
