@@ -29,6 +29,7 @@ from typing import IO, Any, Dict, Iterable, Iterator, List, NoReturn, Optional, 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from .kernel_cache import bound_kernel_caches
 from .util import NerComponentError, PathLike, atomic_path, check_writable, fail, require_device
 from .runtime.transformer import pipeline_cpu_inference_dtype
 
@@ -46,14 +47,10 @@ CONFIDENCE_EXTENSION = "confidence"
 DEFAULT_ZONE_LINES = 10_000
 # On the GPU a single process feeds the device; a bigger batch keeps it busy.
 DEFAULT_GPU_BATCH_SIZE = 256
-# PyTorch's CPU kernels (oneDNN, and ideep, its binding) keep a compiled kernel per
-# input shape in two caches of up to 1,024 entries each, and every new text length
-# brings new shapes: with bfloat16 autocast (a Xeon with AMX, tiny BERT, distinct
-# lines of random words) RSS was 1,238 MB at 20k lines, 1,416 MB at 60k and 1,498 MB
-# at 100k; with oneDNN's cache off alone, 1,026 MB and 1,155 MB (50k); with both at
-# 32, 807 MB and 831 MB, flat from 40k (`tests/test_bad_input.py::test_7_*`). 32
-# keeps the shapes of the batches in flight; the environment's own settings win.
-KERNEL_CACHE_CAPACITY = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "32", "LRU_CACHE_CAPACITY": "32"}
+# PyTorch's per-shape kernel caches are bounded (`kernel_cache`): every new text
+# length brings new shapes, and with both caches at their default of 1,024, bfloat16
+# annotation of distinct lines grew from 1,238 MB (20k lines) to 1,498 MB (100k);
+# bounded, it stays flat (`tests/test_bad_input.py::test_7_*`, docs/annotate.md).
 # How much of a bad line an error message quotes.
 _SNIPPET_CHARS = 60
 
@@ -390,7 +387,7 @@ def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = 
     from .runtime.transformer import apply_cpu_inference_dtype
 
     check_cpu_dtype(cpu_dtype)
-    limit_kernel_caches()
+    bound_kernel_caches()
     _register_components()
     require_device(gpu_id)
     if gpu_id >= 0:
@@ -404,14 +401,6 @@ def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = 
     return nlp
 
 
-def limit_kernel_caches() -> Dict[str, str]:
-    """Bound PyTorch's per-shape CPU kernel caches (`KERNEL_CACHE_CAPACITY`) unless
-    the environment sets them. Read when the first kernel is built: call this
-    before the process's first PyTorch CPU operation (`load_pipeline` does).
-
-    RETURNS (Dict[str, str]): The capacities in effect.
-    """
-    return {name: os.environ.setdefault(name, value) for name, value in KERNEL_CACHE_CAPACITY.items()}
 
 
 def check_cpu_dtype(cpu_dtype: Optional[str]) -> None:

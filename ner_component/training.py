@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 from spacy.cli._util import parse_config_overrides
 from wasabi import msg
 
+from .kernel_cache import bound_kernel_caches, CACHE_ENV
 from .loggers import TrainingBudgetExhausted
 from .tracking import (
     LOG_FILE,
@@ -39,27 +40,6 @@ from .util import (
 )
 
 TRAIN_INFO = "train_info.json"
-
-
-# oneDNN (PyTorch's CPU kernels) keeps compiled kernels per input shape in an LRU cache
-# of 1,024 by default. Padded training batches come in hundreds of shapes and a full
-# cache grew training by 1.3-1.6 GB; with no cache (0) every call rebuilds its kernels,
-# which float32 hardly notices but bfloat16 does (dev scoring in bfloat16 on CPUs with
-# native bfloat16, and bfloat16 training steps, ran 1.6x and 6.6x slower). A bounded
-# cache keeps the kernels of the shapes in use and bounds the memory: measured with
-# scripts/benchmark_onednn_cache.py (docs/design.md, "oneDNN's kernel cache").
-ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
-TRAINING_ONEDNN_CACHE_CAPACITY = "256"
-
-
-def limit_onednn_primitive_cache() -> str:
-    """Bound oneDNN's per-shape kernel cache for training, unless the environment
-    already sets it; returns the capacity in effect.
-
-    oneDNN reads the variable when it first builds a kernel, so this must run
-    before the first PyTorch CPU operation of the process.
-    """
-    return os.environ.setdefault(ONEDNN_CACHE_ENV, TRAINING_ONEDNN_CACHE_CAPACITY)
 
 
 def train(
@@ -97,7 +77,7 @@ def train(
         the project's `configs/wandb.cfg`.
     RETURNS (Dict[str, Any]): What `train_info.json` records: time, steps, device.
     """
-    limit_onednn_primitive_cache()
+    bound_kernel_caches()
     from spacy.cli.train import train as spacy_train
 
     require_device(gpu_id)
@@ -153,7 +133,7 @@ def train(
         "stopped_by_budget": stopped_by_budget,
         "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
         "hardware": _hardware(gpu_id),
-        "onednn_primitive_cache_capacity": os.environ.get(ONEDNN_CACHE_ENV),
+        "kernel_cache_capacity": {name: os.environ.get(name) for name in CACHE_ENV},
         "log": str(log_path),
         "logger": logger,
     }

@@ -117,15 +117,20 @@ def test_train_step_on_gpu(tmp_path, tiny_bert):
     assert info["device"] == "cuda:0"
 
 
-def test_training_bounds_the_onednn_kernel_cache_unless_told(monkeypatch, tmp_path):
+def test_training_bounds_the_kernel_caches_unless_told(monkeypatch, tmp_path):
     import os
 
-    from ner_component.training import ONEDNN_CACHE_ENV, limit_onednn_primitive_cache, train
+    from ner_component.kernel_cache import CACHE_ENV, DEFAULT_CAPACITY, bound_kernel_caches
+    from ner_component.training import train
 
-    monkeypatch.setenv(ONEDNN_CACHE_ENV, "64")
-    assert limit_onednn_primitive_cache() == "64" and os.environ[ONEDNN_CACHE_ENV] == "64"
-    monkeypatch.delenv(ONEDNN_CACHE_ENV)
-    # train() sets it first thing, before it even checks its inputs
+    monkeypatch.setenv(CACHE_ENV[0], "64")
+    monkeypatch.delenv(CACHE_ENV[1], raising=False)
+    assert bound_kernel_caches() == {CACHE_ENV[0]: "64", CACHE_ENV[1]: str(DEFAULT_CAPACITY)}
+    for name in CACHE_ENV:
+        monkeypatch.delenv(name)
+    # train() sets them first thing, before it even checks its inputs
     with pytest.raises(SystemExit):
         train(tmp_path / "config.cfg", tmp_path / "out", tmp_path / "no-corpus", "en")
-    assert os.environ[ONEDNN_CACHE_ENV] == "256"
+    assert [os.environ[name] for name in CACHE_ENV] == [str(DEFAULT_CAPACITY)] * 2
+    with pytest.raises(ValueError, match="got -1"):
+        bound_kernel_caches(-1)

@@ -1,12 +1,10 @@
 """What oneDNN's kernel cache capacity costs and buys: memory in training, speed of
 bfloat16 prediction and bfloat16 training steps.
 
-oneDNN (PyTorch's CPU kernels) keeps compiled kernels per input shape in a cache of
-`ONEDNN_PRIMITIVE_CACHE_CAPACITY` entries (1,024 by default), read once, when the
-process builds its first kernel. Training batches come in hundreds of shapes and a
-full cache grows the process by more than a GB; with no cache (0) every call
-rebuilds its kernels, which float32 hardly notices but bfloat16 does (its kernels
-cost far more to build). Each capacity runs in a fresh process of its own:
+PyTorch's CPU kernels keep compiled kernels per input shape in two caches
+(`ner_component.kernel_cache`: oneDNN's and ideep's, 1,024 entries each by default),
+read once, when the process builds its first kernel. Each capacity (set for both)
+runs in a fresh process of its own:
 
 - `pipe`: `nlp.pipe` words/s over the first dev sentences, in float32 and bfloat16
   (emulated, and slow, where the CPU has no native bfloat16);
@@ -28,10 +26,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..kernel_cache import CACHE_ENV
 from ..util import NerComponentError, PathLike, write_json_atomic, write_text_atomic
 
-ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
-DEFAULT_CAPACITIES = (0, 64, 256, 1024)
+DEFAULT_CAPACITIES = (0, 32, 256, 1024)
 PHASES = ("pipe", "train", "train_bf16")
 
 
@@ -112,7 +110,7 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from ..convert import read_docs
 
     torch.manual_seed(0)
-    result: Dict[str, Any] = {"capacity": os.environ.get(ENV)}
+    result: Dict[str, Any] = {"capacity": os.environ.get(CACHE_ENV[0])}
     nlp = spacy.load(spec["model"])
     if "pipe" in spec["phases"]:
         docs = read_docs(spec["dev"], nlp.vocab)[: spec["pipe_docs"]]
@@ -168,13 +166,13 @@ def measure_capacities(
         spec_path.write_text(json.dumps(spec))
         for capacity in capacities:
             out = Path(tmp) / f"{capacity}.json"
-            env = dict(os.environ, **{ENV: str(capacity)})
+            env = dict(os.environ, **{name: str(capacity) for name in CACHE_ENV})
             print(f"capacity {capacity}: running {', '.join(phases)}", flush=True)
             proc = subprocess.run(
                 [sys.executable, "-m", "ner_component.benchmarks.onednn_cache", str(spec_path), str(out)], env=env
             )
             if proc.returncode != 0:
-                raise NerComponentError(f"the run with {ENV}={capacity} failed (exit {proc.returncode})")
+                raise NerComponentError(f"the run with kernel cache capacity {capacity} failed (exit {proc.returncode})")
             rows.append(json.loads(out.read_text()))
             print(markdown_table(rows[-1:]), flush=True)
     return rows
