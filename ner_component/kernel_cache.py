@@ -5,10 +5,12 @@ keep it in two LRU caches of 1,024 entries each by default:
 `ONEDNN_PRIMITIVE_CACHE_CAPACITY` (oneDNN's primitives) and `LRU_CACHE_CAPACITY`
 (ideep's). Padded training batches and chunked prediction come in hundreds of shapes,
 and full caches grew training by 1.3-1.6 GB and a 200,000-line annotation by about
-1 GB. With no cache (0) every call rebuilds its kernels: float32 hardly notices,
-bfloat16 does (its kernels cost far more to build). A bounded cache keeps the
-kernels of the shapes in use. Measured with `scripts/benchmark_onednn_cache.py`
-(docs/design.md, "oneDNN's kernel cache").
+1 GB. Too small a cache is worse than none: a step needs more kernels than 32, so at
+32 every call rebuilds them, and prediction and training steps ran about 10x slower
+than at 256 (bfloat16 and float32 alike; 0 was as slow, and `LRU_CACHE_CAPACITY=0`
+crashes PyTorch 2.13). 256 was as fast as the default 1,024 and holds a quarter of
+its kernels. Measured with `scripts/benchmark_onednn_cache.py` (docs/design.md,
+"oneDNN's kernel cache").
 
 Both variables are read once, when the process builds its first kernel: bound them
 before the first PyTorch CPU operation. A value already in the environment wins.
@@ -24,9 +26,9 @@ DEFAULT_CAPACITY = 256
 def bound_kernel_caches(capacity: int = DEFAULT_CAPACITY) -> Dict[str, str]:
     """Set both cache capacities unless the environment already sets them.
 
-    capacity (int): Kernels per cache; 0 turns caching off.
+    capacity (int): Kernels per cache, at least 1.
     RETURNS (Dict[str, str]): The capacities in effect, by variable.
     """
-    if capacity < 0:
-        raise ValueError(f"a kernel cache capacity is a whole number >= 0, got {capacity}")
+    if capacity < 1:
+        raise ValueError(f"a kernel cache capacity is a whole number >= 1, got {capacity}")
     return {name: os.environ.setdefault(name, str(capacity)) for name in CACHE_ENV}

@@ -132,5 +132,5 @@ def test_training_bounds_the_kernel_caches_unless_told(monkeypatch, tmp_path):
     with pytest.raises(SystemExit):
         train(tmp_path / "config.cfg", tmp_path / "out", tmp_path / "no-corpus", "en")
     assert [os.environ[name] for name in CACHE_ENV] == [str(DEFAULT_CAPACITY)] * 2
-    with pytest.raises(ValueError, match="got -1"):
-        bound_kernel_caches(-1)
+    with pytest.raises(ValueError, match=">= 1, got 0"):
+        bound_kernel_caches(0)

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..kernel_cache import CACHE_ENV
 from ..util import NerComponentError, PathLike, write_json_atomic, write_text_atomic
 
-DEFAULT_CAPACITIES = (0, 32, 256, 1024)
+DEFAULT_CAPACITIES = (32, 256, 1024)
 PHASES = ("pipe", "train", "train_bf16")
 
 
@@ -147,8 +147,8 @@ def measure_capacities(
         if phase not in PHASES:
             raise NerComponentError(f"unknown phase {phase!r}: expected one of {', '.join(PHASES)}")
     for c in capacities:
-        if c < 0:
-            raise NerComponentError(f"a cache capacity is a whole number >= 0, got {c}")
+        if c < 1:
+            raise NerComponentError(f"a cache capacity is a whole number >= 1 (LRU_CACHE_CAPACITY=0 crashes PyTorch), got {c}")
     spec = {
         "model": str(model),
         "dev": str(corpus_dir / "dev.spacy"),
