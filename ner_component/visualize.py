@@ -15,6 +15,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from .convert import read_docs
+from .runtime.token_ner import get_confidence
 from .crosscheck import pair_predictions
 from .util import PathLike, write_text_atomic
 
@@ -31,7 +32,9 @@ def _key(span: Any) -> Tuple[int, int, str]:
 
 
 def _confidence(span: Any) -> Any:
-    return span._.confidence if span.has_extension("confidence") else None
+    # read from the span group token_ner keeps (what `Span._.confidence` returns),
+    # without relying on the extension being registered in this process
+    return get_confidence(span)
 
 
 def sentence_views(predicted: Doc, gold: Doc, index: int) -> List[Dict[str, Any]]:

@@ -37,6 +37,18 @@ def make_fresh_venv(path: Path) -> Path:
     return python
 
 
+def check_run_cache(root: Path, args: list, expected: dict) -> None:
+    """Whether weasel would re-run each command with these vars (its own check,
+    against project.lock)."""
+    from weasel.cli.run import check_rerun
+    from weasel.util import load_project_config, parse_config_overrides
+
+    config = load_project_config(root, overrides=parse_config_overrides(list(args)))  # it consumes the list
+    commands = {cmd["name"]: cmd for cmd in config["commands"]}
+    found = {name: check_rerun(root, commands[name]) for name in expected}
+    assert found == expected, (found, expected)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu_dtype", ["float32", "bfloat16"])
 def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
@@ -93,7 +105,15 @@ def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     assert f"config: {LANG}" in metadata
 
     if cpu_dtype != "float32":
-        return  # the installed wheel is checked once, below
+        return  # the run cache and the installed wheel are checked once, below
+
+    # the run cache: a second `run all` would run nothing; an edit of the component's
+    # code re-runs training and what reads the model, not the conversion
+    var_args = cmd[cmd.index("--vars.lang"):]
+    check_run_cache(root, var_args, {"convert": False, "train": False, "evaluate": False, "crosscheck": False, "package": False})
+    token_ner = root / "ner_component" / "runtime" / "token_ner.py"
+    token_ner.write_text(token_ner.read_text() + "\n# edited\n")
+    check_run_cache(root, var_args, {"convert": False, "train": True, "evaluate": True, "package": True})
     # the wheel installs into a fresh environment and loads in a new process, offline
     python = make_fresh_venv(tmp_path / "venv")
     # --no-deps: pip doesn't count packages on a .pth site dir as installed; the
