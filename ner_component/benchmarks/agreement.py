@@ -20,6 +20,7 @@ from wasabi import msg
 
 from ..convert import read_docs
 from ..crosscheck import predict_docs
+from ..runtime.token_ner import get_confidence
 from ..runtime.transformer import apply_cpu_inference_dtype, pipeline_cpu_inference_dtype, resolve_cpu_inference_dtype
 from ..util import NerComponentError, PathLike, write_json_atomic, write_text_atomic
 
@@ -44,7 +45,7 @@ def confidences(docs: Iterable[Doc]) -> Dict[Entity, float]:
     found = {}
     for i, doc in enumerate(docs):
         for ent in doc.ents:
-            value = ent._.confidence if ent.has_extension("confidence") else None
+            value = get_confidence(ent)
             if value is not None:
                 found[(i, ent.start, ent.end, ent.label_)] = value
     return found

@@ -200,8 +200,7 @@ def run_benchmark(model: PathLike, corpus_dir: PathLike, output_dir: PathLike, n
     from ..runtime.transformer import cpu_has_native_bf16
 
     rows = measure_capacities(model, corpus_dir, **kwargs)
-    result = {"native_bf16": cpu_has_native_bf16(), "model": str(model), "rows": rows, "settings": {
-        k: v for k, v in kwargs.items()}}
+    result = {"native_bf16": cpu_has_native_bf16(), "model": str(model), "rows": rows, "settings": dict(kwargs)}
     write_json_atomic(Path(output_dir) / f"{name}.json", result)
     table = markdown_table(rows)
     write_text_atomic(Path(output_dir) / f"{name}.md", table)
