@@ -5,11 +5,11 @@ keep it in two LRU caches of 1,024 entries each by default:
 `ONEDNN_PRIMITIVE_CACHE_CAPACITY` (oneDNN's primitives) and `LRU_CACHE_CAPACITY`
 (ideep's). Padded training batches and chunked prediction come in hundreds of shapes,
 and full caches grew training by 1.3-1.6 GB and a 200,000-line annotation by about
-1 GB. Too small a cache is worse than none: a step needs more kernels than 32, so at
-32 every call rebuilds them, and prediction and training steps ran about 10x slower
-than at 256 (bfloat16 and float32 alike; 0 was as slow, and `LRU_CACHE_CAPACITY=0`
-crashes PyTorch 2.13). 256 was as fast as the default 1,024 and holds a quarter of
-its kernels. Measured with `scripts/benchmark_onednn_cache.py` (docs/design.md,
+1 GB. With no cache (0) every call rebuilds its kernels, which float32 hardly
+notices and bfloat16 does; 32 is too small for a bfloat16 training step, which ran
+3.7-9.5x slower than at 256 (float32 steps alike at both), and
+`LRU_CACHE_CAPACITY=0` crashes PyTorch 2.13. 256 holds a quarter of the default's
+kernels. Measured with `scripts/benchmark_onednn_cache.py` (docs/design.md,
 "oneDNN's kernel cache").
 
 Both variables are read once, when the process builds its first kernel: bound them
