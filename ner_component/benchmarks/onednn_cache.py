@@ -118,6 +118,10 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         for dtype in spec["dtypes"]:
             result[f"pipe_{dtype}_wps"] = _pipe_words_per_second(nlp, docs, dtype)
     result["rss_mb_before_training"] = _rss_mb()
+    if not {"train", "train_bf16"} & set(spec["phases"]):
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return result
+    # the train split is read only when a training phase runs
     batches = _train_batches(nlp, spec["train"], spec["train_steps"])
     if "train" in spec["phases"]:
         times = _spacy_steps(nlp, batches)
