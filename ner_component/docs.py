@@ -5,7 +5,7 @@ from typing import Any, Dict
 
 import srsly
 
-from .util import PathLike, write_text_atomic
+from ner_component.util import PathLike, write_text_atomic
 
 VARS_START = "<!-- VARS: AUTO-GENERATED FROM project.yml START -->"
 VARS_END = "<!-- VARS: AUTO-GENERATED FROM project.yml END -->"

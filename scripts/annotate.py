@@ -1,10 +1,15 @@
 """Annotate a large JSONL or plain-text input with a pipeline, one JSON line per input line."""
+import sys
 from typing import Optional
 
 import typer
 
 from ner_component import cli
-from ner_component.annotate import DEFAULT_ZONE_LINES, run_cli
+from ner_component.annotate.local import (
+    DEFAULT_ZONE_LINES,
+    annotate_until_stopped,
+    summary_line,
+)
 
 
 def main(
@@ -23,7 +28,7 @@ def main(
     progress: bool = cli.PROGRESS,
     cpu_dtype: Optional[str] = cli.CPU_DTYPE,
 ) -> None:
-    run_cli(
+    summary = annotate_until_stopped(
         model=model,
         input_path=input_path,
         output_path=output_path,
@@ -39,7 +44,8 @@ def main(
         zone_lines=zone_lines,
         cpu_dtype=cpu_dtype,
     )
+    print(summary_line(summary), file=sys.stderr)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    cli.run(main)

@@ -1,11 +1,13 @@
 """Annotate a large JSONL or plain-text input on a Ray cluster (Ray Data), writing
 the same JSON lines, in the same order, as scripts/annotate.py."""
+import sys
 from typing import Optional
 
 import typer
 
 from ner_component import cli
-from ner_component.ray_annotate import DEFAULT_LINES_PER_CHUNK, run_cli
+from ner_component.annotate.distributed import DEFAULT_LINES_PER_CHUNK, annotate_ray
+from ner_component.annotate.local import summary_line
 
 
 def main(
@@ -26,7 +28,7 @@ def main(
     progress: bool = cli.PROGRESS,
     cpu_dtype: Optional[str] = cli.CPU_DTYPE,
 ) -> None:
-    run_cli(
+    summary = annotate_ray(
         model=model,
         input_path=input_path,
         output_path=output_path,
@@ -44,7 +46,8 @@ def main(
         progress=progress,
         cpu_dtype=cpu_dtype,
     )
+    print(summary_line(summary), file=sys.stderr)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    cli.run(main)

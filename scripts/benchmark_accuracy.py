@@ -6,6 +6,7 @@ from typing import Optional
 import typer
 
 from ner_component.benchmarks.accuracy import run_benchmark
+from ner_component.cli import run
 
 
 def main(
@@ -39,4 +40,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -5,8 +5,12 @@ from typing import Optional
 
 import typer
 
-from ner_component.benchmarks.agreement import DEFAULT_BATCH_SIZES, DEFAULT_DTYPES, run_agreement
-from ner_component.util import fail, NerComponentError
+from ner_component.benchmarks.agreement import (
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_DTYPES,
+    run_agreement,
+)
+from ner_component.cli import fail, run
 
 
 def main(
@@ -22,11 +26,8 @@ def main(
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError:
         fail(f"--batch-sizes: expected whole numbers separated by commas, found '{batch_sizes}'")
-    try:
-        run_agreement(model, test, output_dir, name, sizes, [d.strip() for d in dtypes.split(",") if d.strip()], limit)
-    except NerComponentError as err:
-        fail(str(err))
+    run_agreement(model, test, output_dir, name, sizes, [d.strip() for d in dtypes.split(",") if d.strip()], limit)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -8,6 +8,7 @@ import typer
 
 from ner_component.benchmarks.ceiling import DEFAULT_REPEATS, run_ceiling
 from ner_component.benchmarks.throughput import DEFAULT_JOIN, SETTINGS
+from ner_component.cli import run
 from ner_component.runtime.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
 
 
@@ -42,4 +43,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

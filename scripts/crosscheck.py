@@ -5,8 +5,8 @@ from typing import Optional
 
 import typer
 
-from ner_component.evaluation import run_crosscheck
-from ner_component.util import fail, NerComponentError
+from ner_component.cli import run
+from ner_component.evaluation.evaluate import run_crosscheck
 
 
 def main(
@@ -15,11 +15,8 @@ def main(
     output_dir: Path = typer.Argument(..., file_okay=False, help="Folder for seqeval.json/.md/.png"),
     spacy_json: Optional[Path] = typer.Option(None, exists=True, dir_okay=False, help="The evaluate step's spacy.json, checked too"),
 ) -> None:
-    try:
-        run_crosscheck(predictions, test, output_dir, spacy_json)
-    except NerComponentError as err:
-        fail(str(err))
+    run_crosscheck(predictions, test, output_dir, spacy_json)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import typer
 
+from ner_component.cli import run
 from ner_component.docs import update_readme
 
 
@@ -11,4 +12,4 @@ def main(project_dir: Path = typer.Argument(Path("."), exists=True, file_okay=Fa
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -5,8 +5,8 @@ from typing import Optional
 
 import typer
 
-from ner_component.evaluation import evaluate_test
-from ner_component.util import fail, NerComponentError
+from ner_component.cli import run
+from ner_component.evaluation.evaluate import evaluate_test
 
 
 def main(
@@ -16,11 +16,8 @@ def main(
     gpu_id: int = typer.Option(-1, help="CUDA device, -1 for the CPU"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="nlp.pipe batch size (default: the pipeline's nlp.batch_size)"),
 ) -> None:
-    try:
-        evaluate_test(model, test, output_dir, gpu_id, batch_size)
-    except NerComponentError as err:
-        fail(str(err))
+    evaluate_test(model, test, output_dir, gpu_id, batch_size)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 from spacy.cli._util import parse_config_overrides
 
-from ner_component.hf_recipe import load_config, run_recipe
+from ner_component.benchmarks.hf_recipe import load_config, run_recipe
 
 app = typer.Typer(add_completion=False)
 

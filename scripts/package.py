@@ -4,9 +4,10 @@ from typing import Optional
 
 import typer
 
-from ner_component.packaging import ShareError, build_package
-from ner_component.tracking import log_test_figures
-from ner_component.util import fail, read_json
+from ner_component.cli import run
+from ner_component.sharing.package import build_package
+from ner_component.training.tracking import log_test_figures
+from ner_component.util import read_json
 
 
 def main(
@@ -20,10 +21,7 @@ def main(
     license: str = typer.Option("MIT", help="License of the model"),
     curve: Optional[Path] = typer.Option(None, dir_okay=False, help="Training curve PNG for the card"),
 ) -> None:
-    try:
-        build_package(model, output_dir, lang, name, version, seqeval_json, test, license, curve)
-    except ShareError as err:
-        fail(str(err))
+    build_package(model, output_dir, lang, name, version, seqeval_json, test, license, curve)
     # the end of `run all`: a run tracked in W&B gets the test-split figures too
     train_info = model.parent / "train_info.json"
     if train_info.exists():
@@ -31,4 +29,4 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import typer
 
-from ner_component.hub import check_repo_id, find_wheel, push, stage_upload
-from ner_component.packaging import ShareError
-from ner_component.util import fail, parse_bool, spacy_lang
+from ner_component.cli import run
+from ner_component.sharing.hub import check_repo_id, find_wheel, push, stage_upload
+from ner_component.util import parse_bool, spacy_lang
 
 
 def main(
@@ -18,18 +18,15 @@ def main(
     private: str = typer.Option("false", help="Create the repo private: true or false"),
     dry_run: str = typer.Option("false", help="true: stage packages/<package>-<version>/hub/ and upload nothing"),
 ) -> None:
-    try:
-        is_private, is_dry_run = parse_bool(private, "--private"), parse_bool(dry_run, "--dry-run")
-        check_repo_id(hub_repo)
-        folder = stage_upload(find_wheel(packages, f"{spacy_lang(lang)}_{name}", version))
-        n_files = sum(1 for p in folder.rglob("*") if p.is_file())
-        if is_dry_run:
-            print(f"Dry run: staged {n_files} files for {hub_repo} in {folder}; nothing uploaded")
-            return
-        push(folder, hub_repo, private=is_private)
-    except (ShareError, ValueError) as err:
-        fail(str(err))
+    is_private, is_dry_run = parse_bool(private, "--private"), parse_bool(dry_run, "--dry-run")
+    check_repo_id(hub_repo)
+    folder = stage_upload(find_wheel(packages, f"{spacy_lang(lang)}_{name}", version))
+    n_files = sum(1 for p in folder.rglob("*") if p.is_file())
+    if is_dry_run:
+        print(f"Dry run: staged {n_files} files for {hub_repo} in {folder}; nothing uploaded")
+        return
+    push(folder, hub_repo, private=is_private)
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

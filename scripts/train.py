@@ -4,8 +4,8 @@ from typing import Optional
 
 import typer
 
-from ner_component.training import train
-from ner_component.util import NerComponentError, fail
+from ner_component.cli import fail, run
+from ner_component.training.train import train
 
 FROM_CONFIG = "config"
 
@@ -31,14 +31,11 @@ def main(
         if steps < 1:
             # spaCy reads 0 as "no limit" and a negative budget trains nothing
             fail(f"--max-steps: expected at least 1 step, found {steps}")
-    try:
-        train(
-            config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps,
-            logger=logger, curve_path=curve, wandb_config=wandb_config,
-        )
-    except NerComponentError as err:
-        fail(str(err))
+    train(
+        config, output_dir, corpus, lang, None if transformer == FROM_CONFIG else transformer, gpu_id, steps,
+        logger=logger, curve_path=curve, wandb_config=wandb_config,
+    )
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import typer
 
-from ner_component.util import fail
-from ner_component.visualize import DEFAULT_LIMIT, render
+from ner_component.cli import run
+from ner_component.evaluation.visualize import DEFAULT_LIMIT, render
 
 
 def main(
@@ -14,12 +14,9 @@ def main(
     output: Path = typer.Argument(..., dir_okay=False, help="HTML file to write"),
     limit: int = typer.Option(DEFAULT_LIMIT, min=1, help="How many test sentences"),
 ) -> None:
-    try:
-        counts = render(predictions, test, output, limit)
-    except ValueError as err:
-        fail(str(err))
+    counts = render(predictions, test, output, limit)
     print(f"\u2714 {output}: {counts['sentences']} sentences, {counts['wrong']} wrong and {counts['missed']} missed entities")
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    run(main)

@@ -16,14 +16,13 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from ner_component.annotate import annotate, annotate_lines, load_pipeline
-from ner_component.convert import convert
-from ner_component.util import NerComponentError
-from ner_component.wikiann import ArchiveSource, WikiANNError, resolve_source
+from ner_component.annotate.local import annotate, annotate_lines, load_pipeline
+from ner_component.data.convert import convert
+from ner_component.data.wikiann import ArchiveSource, WikiANNError, resolve_source
+from ner_component.errors import NerComponentError
+from tests.pipelines import build_transformer_pipeline
+from tests.util import ROOT
 
-from .annotate_pipelines import build_transformer_pipeline
-
-ROOT = Path(__file__).parent.parent
 SCRIPTS = ROOT / "scripts"
 # Lines with ruler entities (deterministic whatever the tiny model predicts).
 ZURICH = "Zoë moved from Zürich to 東京 with Acme Corp"
@@ -262,7 +261,7 @@ def test_6_sigterm_with_one_process_leaves_no_temporary_file(model: Path, tmp_pa
 MEMORY_SCRIPT = """
 import json, random, string, sys
 import psutil
-from ner_component.annotate import annotate_lines, load_pipeline, set_torch_threads
+from ner_component.annotate.local import annotate_lines, load_pipeline, set_torch_threads
 
 model, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 set_torch_threads(1)
@@ -406,7 +405,7 @@ def test_12_unwritable_output_folder_is_one_line(tmp_path: Path, monkeypatch) ->
         assert error_line(proc).endswith(f"can't be written, {tmp_path / 'ro'} is not writable")
     # a folder that turns out unwritable only when written to (a full disk, a read-only
     # mount, root): one error, and the folders this run created are gone
-    import ner_component.convert as convert_module
+    import ner_component.data.convert as convert_module
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -1,11 +1,9 @@
 import shutil
-from pathlib import Path
 
 import srsly
 
 from ner_component.docs import update_readme, vars_table
-
-ROOT = Path(__file__).parent.parent
+from tests.util import ROOT
 
 
 def test_readme_tables_match_project_yml(tmp_path):

@@ -1,17 +1,18 @@
 """Every registered name resolves through the entry points in pyproject.toml, so
 configs work without `--code` and packaged pipelines find them."""
 import sys
-from pathlib import Path
 
 import pytest
 from spacy.util import registry
+
+from tests.util import ROOT
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-PYPROJECT = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENTRY_POINTS = PYPROJECT["project"]["entry-points"]
 REGISTRIES = {
     "spacy_factories": "factories",
@@ -41,9 +42,9 @@ def test_registered_name_resolves(group, name):
 def test_entry_points_cover_every_registered_name():
     """A function registered in code but not in pyproject.toml would be missing
     from packaged pipelines' requirements."""
-    import ner_component.callbacks  # noqa: F401
-    import ner_component.loggers  # noqa: F401
     import ner_component.runtime.token_ner  # noqa: F401
+    import ner_component.training.callbacks  # noqa: F401
+    import ner_component.training.loggers  # noqa: F401
 
     for reg_name in set(REGISTRIES.values()) - {"factories"}:
         ours = {n for n in getattr(registry, reg_name).get_all() if n.startswith("ner_component.")}

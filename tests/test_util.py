@@ -1,11 +1,14 @@
+import os
 import subprocess
 import sys
 
 import pytest
 
-import os
-
-from ner_component.util import atomic_dir, atomic_path, config_transformer, gpu_problem, require_device, resolve_transformer, spacy_lang
+from ner_component.backbones import config_transformer, resolve_transformer
+from ner_component.errors import NerComponentError
+from ner_component.hardware import gpu_problem, require_device
+from ner_component.util import atomic_dir, atomic_path, spacy_lang
+from tests.util import ROOT
 
 
 @pytest.mark.parametrize(
@@ -76,19 +79,17 @@ def test_resolve_transformer_aliases_and_paths(tmp_path):
 
 @pytest.mark.skipif(gpu_problem(0) is None, reason="a GPU is present")
 def test_gpu_request_without_gpu_is_one_clear_line(capsys):
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(NerComponentError) as exc:
         require_device(0)
-    assert exit_info.value.code == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("\u2718 gpu_id is 0 but ") and "--vars.gpu_id -1" in err
+    err = str(exc.value)
+    assert err.startswith("gpu_id is 0 but ") and "--vars.gpu_id -1" in err
     assert "\n" not in err
 
 
 @pytest.mark.skipif(gpu_problem(0) is None, reason="a GPU is present")
 def test_train_on_missing_gpu_stops_without_traceback(tmp_path, tiny_bert):
-    from pathlib import Path
 
-    root = Path(__file__).parent.parent
+    root = ROOT
     proc = subprocess.run(
         [sys.executable, str(root / "scripts" / "train.py"), str(root / "configs" / "cpu.cfg"),
          str(tmp_path / "out"), "--corpus", str(tmp_path), "--lang", "en", "--gpu-id", "0"],
@@ -101,15 +102,13 @@ def test_train_on_missing_gpu_stops_without_traceback(tmp_path, tiny_bert):
 @pytest.mark.gpu
 def test_train_step_on_gpu(tmp_path, tiny_bert):
     """Two training steps on the GPU with the GPU config's allocator (runs only with CUDA)."""
-    from pathlib import Path
 
-    from ner_component.convert import convert
-    from ner_component.training import train
+    from ner_component.data.convert import convert
+    from ner_component.data.wikiann import ArchiveSource
+    from ner_component.training.train import train
+    from tests.util import write_archive
 
-    from .test_wikiann import write_archive
-    from ner_component.wikiann import ArchiveSource
-
-    root = Path(__file__).parent.parent
+    root = ROOT
     convert(ArchiveSource(write_archive(tmp_path), "xy"), tmp_path / "corpus", "xy")
     info = train(root / "configs" / "gpu.cfg", tmp_path / "out", tmp_path / "corpus", "en",
                  transformer=str(tiny_bert), gpu_id=0, max_steps=2,
@@ -120,8 +119,8 @@ def test_train_step_on_gpu(tmp_path, tiny_bert):
 def test_training_bounds_the_kernel_caches_unless_told(monkeypatch, tmp_path):
     import os
 
-    from ner_component.kernel_cache import CACHE_ENV, DEFAULT_CAPACITY, bound_kernel_caches
-    from ner_component.training import train
+    from ner_component.hardware import CACHE_ENV, DEFAULT_CAPACITY, bound_kernel_caches
+    from ner_component.training.train import train
 
     monkeypatch.setenv(CACHE_ENV[0], "64")
     monkeypatch.delenv(CACHE_ENV[1], raising=False)
@@ -129,7 +128,7 @@ def test_training_bounds_the_kernel_caches_unless_told(monkeypatch, tmp_path):
     for name in CACHE_ENV:
         monkeypatch.delenv(name)
     # train() sets them first thing, before it even checks its inputs
-    with pytest.raises(SystemExit):
+    with pytest.raises(NerComponentError):
         train(tmp_path / "config.cfg", tmp_path / "out", tmp_path / "no-corpus", "en")
     assert [os.environ[name] for name in CACHE_ENV] == [str(DEFAULT_CAPACITY)] * 2
     with pytest.raises(ValueError, match=">= 1, got 0"):

@@ -1,12 +1,20 @@
 """Builders and readers several test modules share (no test module imports another)."""
+import io
 import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
+
+import spacy
+from spacy.language import Language
+from spacy.training import Example
+
+from ner_component.data.wikiann import TAGS
 
 ROOT = Path(__file__).parent.parent
 LANG = "bn"
@@ -82,3 +90,106 @@ def read_wandb_run(path: Path) -> Dict[str, Any]:
             updates = record.config.update if kind == "config" else record.run.config.update
             config.update({item.key: json.loads(item.value_json) for item in updates})
     return {"history": history, "config": config}
+
+
+TEXTS = [
+    "Barack Obama visited Paris today",
+    "Zoë moved from Zürich to 東京 with Acme Corp",
+    "",
+    "😀🇫🇷 Zürich — naïve café, Zoë’s Acme Corp in 東京 again",
+    "Nothing happened here",
+    "Google hired John Smith in London",
+]
+
+
+def write_lines(path: Path, lines: List[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf8")
+    return path
+
+
+def read_records(path: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
+
+
+def many_lines(n: int) -> List[str]:
+    """`n` documents, each one with a ruler entity and its own line number."""
+    return [f"Line {i} : Zoë met Acme Corp in Zürich {'and 東京 ' * (i % 4)}." for i in range(1, n + 1)]
+
+
+TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
+    ("Barack Obama visited Paris today", [(0, 12, "PER"), (21, 26, "LOC")]),
+    ("Google hired John Smith in London", [(0, 6, "ORG"), (13, 23, "PER"), (27, 33, "LOC")]),
+    ("The United Nations met in New York City", [(4, 18, "ORG"), (26, 39, "LOC")]),
+    ("Nothing happened here", []),
+]
+
+
+def make_examples(nlp: Language) -> List[Example]:
+    return [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in TRAIN_DATA]
+
+
+def make_transformer_nlp(bert_dir: Path, pooling: str) -> Language:
+    """transformer + token_ner through a listener, as configs/cpu_token_ner.cfg."""
+    spacy.util.fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": str(bert_dir),
+                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 16, "stride": 12},
+                "tokenizer_config": {"use_fast": True},
+            }
+        },
+    )
+    listener = {
+        "@architectures": "spacy-transformers.TransformerListener.v1",
+        "grad_factor": 1.0,
+        "upstream": "*",
+        "pooling": {"@layers": pooling},
+    }
+    model = {"@architectures": "ner_component.TokenClassifier.v1", "tok2vec": listener, "lr_scale": 5.0}
+    nlp.add_pipe("token_ner", name="ner", config={"model": model})
+    return nlp
+
+
+# Hand-made WikiANN files: a token with colons, a stray I- tag, an empty line at the end.
+FILES: Dict[str, str] = {
+    "train": "xy:R.H.\tB-ORG\nxy:Saunders\tI-ORG\nxy:(\tO\n\nxy:12:30\tO\nxy:Paris\tB-LOC\n\n",
+    "dev": "xy:Ada\tB-PER\nxy:Lovelace\tI-PER\n\nxy:the\tO\nxy:UN\tI-ORG\n",
+    "test": "xy:Berlin\tB-LOC\nxy:Mitte\tI-LOC\nxy:and\tO\nxy:Bonn\tB-LOC\n",
+}
+
+
+def write_archive(folder: Path, lang: str = "xy", files: Dict[str, str] = FILES) -> Path:
+    path = folder / f"{lang}.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in files.items():
+            data = text.replace("xy:", f"{lang}:").encode("utf8")
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def build_dataset_dict(source):
+    """A Hugging Face DatasetDict with WikiANN's features, built from a local source."""
+    import datasets
+
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=list(TAGS))),
+            "langs": datasets.Sequence(datasets.Value("string")),
+        }
+    )
+    splits = {}
+    for split, hub_split in (("train", "train"), ("dev", "validation"), ("test", "test")):
+        rows: Dict[str, List] = {"tokens": [], "ner_tags": [], "langs": []}
+        for sent in source.sentences(split):
+            rows["tokens"].append(sent.tokens)
+            rows["ner_tags"].append([TAGS.index(t) for t in sent.tags])
+            rows["langs"].append(["xy"] * len(sent.tokens))
+        splits[hub_split] = datasets.Dataset.from_dict(rows, features=features)
+    return datasets.DatasetDict(splits)

@@ -16,18 +16,18 @@ from typing import Any, Dict, List, Optional, Sequence
 from thinc.api import Config
 from wasabi import msg
 
-from ..convert import REPORT_NAME, read_docs
-from ..crosscheck import crosscheck
-from ..hf_recipe import load_config, run_recipe
-from ..loggers import read_log
-from ..training import _hardware, train
-from ..util import (
+from ner_component.backbones import config_transformer
+from ner_component.benchmarks.hf_recipe import load_config, run_recipe
+from ner_component.data.convert import REPORT_NAME, read_docs
+from ner_component.errors import NerComponentError
+from ner_component.evaluation.crosscheck import crosscheck
+from ner_component.hardware import require_device
+from ner_component.training.loggers import read_log
+from ner_component.training.train import _hardware, train
+from ner_component.util import (
     PathLike,
     atomic_path,
-    config_transformer,
-    fail,
     read_json,
-    require_device,
     write_json_atomic,
     write_text_atomic,
 )
@@ -108,7 +108,7 @@ def run_spacy_side(
     corpus_dir, output_dir = Path(corpus_dir), Path(output_dir)
     test_path = corpus_dir / "test.spacy"
     if not test_path.exists():
-        fail(f"{test_path} not found: run the convert step first")
+        raise NerComponentError(f"{test_path} not found: run the convert step first")
     output_dir.mkdir(parents=True, exist_ok=True)
     log_path = output_dir / LOG_NAME
     derived = output_dir / "config.cfg"
@@ -118,7 +118,7 @@ def run_spacy_side(
     cpu_seconds, load_end = time.process_time() - cpu_start, os.getloadavg()
     rows, end = read_log(log_path)
     if end is None or not rows:
-        fail(f"{log_path}: the timed logger wrote no totals; training did not finish")
+        raise NerComponentError(f"{log_path}: the timed logger wrote no totals; training did not finish")
     spacy_rows = [r for r in rows if r["source"] == "spacy"]
     best = max(spacy_rows, key=lambda r: (r["score"], r["step"]))  # spaCy keeps the latest of ties
     last = rows[-1]
@@ -281,7 +281,7 @@ def run_benchmark(
     """
     unknown = [side for side in sides if side not in SIDES]
     if unknown:
-        fail(f"sides {','.join(sides)!r}: expected one or more of {', '.join(SIDES)}")
+        raise NerComponentError(f"sides {','.join(sides)!r}: expected one or more of {', '.join(SIDES)}")
     training_dir, metrics_dir = Path(training_dir), Path(metrics_dir)
     if transformer is None:
         transformer = config_transformer(spacy_config)
@@ -303,7 +303,7 @@ def run_benchmark(
             if results[side] is not None:
                 msg.info(f"{SIDE_NAMES[side]}: results of an earlier run, {previous}")
     if all(result is None for result in results.values()):
-        fail(f"{training_dir}: no results of either side to compare; run at least one side")
+        raise NerComponentError(f"{training_dir}: no results of either side to compare; run at least one side")
     comparison = compare(results, lang, budget_seconds, corpus_dir)
     write_json_atomic(metrics_dir / BENCHMARK_JSON, comparison)
     table = markdown_table(comparison)

@@ -18,11 +18,16 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 from spacy.tokens import Doc
 from wasabi import msg
 
-from ..convert import read_docs
-from ..crosscheck import predict_docs
-from ..runtime.token_ner import get_confidence
-from ..runtime.transformer import apply_cpu_inference_dtype, pipeline_cpu_inference_dtype, resolve_cpu_inference_dtype
-from ..util import NerComponentError, PathLike, write_json_atomic, write_text_atomic
+from ner_component.data.convert import read_docs
+from ner_component.errors import NerComponentError
+from ner_component.evaluation.crosscheck import predict_docs
+from ner_component.runtime.token_ner import get_confidence
+from ner_component.runtime.transformer import (
+    apply_cpu_inference_dtype,
+    pipeline_cpu_inference_dtype,
+    resolve_cpu_inference_dtype,
+)
+from ner_component.util import PathLike, write_json_atomic, write_text_atomic
 
 DEFAULT_BATCH_SIZES = (8, 64, 256)
 DEFAULT_DTYPES = ("float32", "bfloat16")
@@ -175,7 +180,7 @@ def run_agreement(
     `<name>.json` and `<name>.md` to `output_dir` and print the table."""
     import spacy
 
-    from ..runtime.transformer import cpu_has_native_bf16
+    from ner_component.runtime.transformer import cpu_has_native_bf16
 
     nlp = spacy.load(model)
     docs = read_docs(test_path, nlp.vocab)

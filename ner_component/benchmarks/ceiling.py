@@ -29,8 +29,22 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..util import PathLike, atomic_path, fail, read_json, write_json_atomic, write_text_atomic
-from .throughput import DEFAULT_JOIN, SETTINGS, count_words, join_documents, machine, sentence_texts
+from ner_component.benchmarks.throughput import (
+    DEFAULT_JOIN,
+    SETTINGS,
+    count_words,
+    join_documents,
+    machine,
+    sentence_texts,
+)
+from ner_component.errors import NerComponentError
+from ner_component.util import (
+    PathLike,
+    atomic_path,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 DTYPES = ("float32", "bfloat16")
 DEFAULT_REPEATS = 3
@@ -114,7 +128,7 @@ def length_batches(sequences: List[List[int]], budget: int, pad_id: int) -> List
     padded to its own longest: input_ids and attention_mask tensors."""
     import torch
 
-    from ..runtime.transformer import plan_length_chunks
+    from ner_component.runtime.transformer import plan_length_chunks
 
     ordered = sorted(sequences, key=len, reverse=True)
     batches = []
@@ -181,11 +195,11 @@ def compare_with_throughput(result: Dict[str, Any], throughput: Dict[str, Any], 
     """Add the fastest spaCy and Hugging Face runs of a throughput result, in the
     ceiling's dtype, and the ceilings as multiples of the Hugging Face one (in place)."""
     if "runs" not in throughput or "settings" not in throughput:
-        fail(f"{source} is not a throughput result (no 'runs' or 'settings'; written by scripts/benchmark_throughput.py)")
+        raise NerComponentError(f"{source} is not a throughput result (no 'runs' or 'settings'; written by scripts/benchmark_throughput.py)")
     for setting, ceiling in result["settings"].items():
         words = throughput["settings"].get(setting, {}).get("words")
         if words is not None and words != ceiling["words"]:
-            fail(
+            raise NerComponentError(
                 f"{source} measured {words} words of {setting}, this run {ceiling['words']}: "
                 "use the same test corpus, --limit and --join"
             )
@@ -237,36 +251,36 @@ def run_ceiling(
     RETURNS (Dict[str, Any]): The results.
     """
     if dtype not in DTYPES:
-        fail(f"dtype {dtype!r} must be one of {', '.join(DTYPES)}")
+        raise NerComponentError(f"dtype {dtype!r} must be one of {', '.join(DTYPES)}")
     if token_budget < 1 or repeats < 1:
-        fail(f"token budget ({token_budget}) and repeats ({repeats}) must be >= 1")
+        raise NerComponentError(f"token budget ({token_budget}) and repeats ({repeats}) must be >= 1")
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown or not settings:
-        fail(f"settings ({', '.join(settings) or 'none'}) must be among {', '.join(SETTINGS)}")
+        raise NerComponentError(f"settings ({', '.join(settings) or 'none'}) must be among {', '.join(SETTINGS)}")
     if not (Path(hf_model) / "config.json").is_file():
-        fail(f"{hf_model} is not a Hugging Face model folder (no config.json)")
+        raise NerComponentError(f"{hf_model} is not a Hugging Face model folder (no config.json)")
     if not Path(test_path).is_file():
-        fail(f"test corpus {test_path} does not exist")
+        raise NerComponentError(f"test corpus {test_path} does not exist")
     throughput_result = None
     if throughput is not None:
         if not Path(throughput).is_file():
-            fail(f"throughput result {throughput} does not exist (run scripts/benchmark_throughput.py first)")
+            raise NerComponentError(f"throughput result {throughput} does not exist (run scripts/benchmark_throughput.py first)")
         try:
             throughput_result = read_json(throughput)
         except json.JSONDecodeError as err:
-            fail(f"{throughput} line {err.lineno}: not JSON ({err.msg})")
+            raise NerComponentError(f"{throughput} line {err.lineno}: not JSON ({err.msg})")
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     threads = torch_threads if torch_threads is not None else (os.cpu_count() or 1)
     if threads < 1:
-        fail(f"torch_threads ({threads}) must be >= 1")
+        raise NerComponentError(f"torch_threads ({threads}) must be >= 1")
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(hf_model))
     model = AutoModel.from_pretrained(str(hf_model), add_pooling_layer=False).eval()
     sentences = sentence_texts(test_path, limit)
     if not sentences:
-        fail(f"test corpus {test_path} has no sentences")
+        raise NerComponentError(f"test corpus {test_path} has no sentences")
     texts_by_setting = {"sentences": sentences, "documents": join_documents(sentences, join)}
     config = model.config
     matmul = matmul_flops_per_second(min(token_budget, 4096), config.hidden_size, config.intermediate_size, dtype)

@@ -2,7 +2,7 @@
 bfloat16 prediction and bfloat16 training steps.
 
 PyTorch's CPU kernels keep compiled kernels per input shape in two caches
-(`ner_component.kernel_cache`: oneDNN's and ideep's, 1,024 entries each by default),
+(`ner_component.hardware`: oneDNN's and ideep's, 1,024 entries each by default),
 read once, when the process builds its first kernel. Each capacity (set for both)
 runs in a fresh process of its own:
 
@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..kernel_cache import CACHE_ENV
-from ..util import NerComponentError, PathLike, write_json_atomic, write_text_atomic
+from ner_component.errors import NerComponentError
+from ner_component.hardware import CACHE_ENV
+from ner_component.util import PathLike, write_json_atomic, write_text_atomic
 
 DEFAULT_CAPACITIES = (32, 256, 1024)
 PHASES = ("pipe", "train", "train_bf16")
@@ -41,8 +42,8 @@ def _rss_mb() -> float:
 
 
 def _pipe_words_per_second(nlp: Any, docs: List[Any], dtype: str) -> float:
-    from ..crosscheck import predict_docs
-    from ..runtime.transformer import apply_cpu_inference_dtype
+    from ner_component.evaluation.crosscheck import predict_docs
+    from ner_component.runtime.transformer import apply_cpu_inference_dtype
 
     apply_cpu_inference_dtype(nlp, dtype)
     predict_docs(nlp, docs[: nlp.batch_size])  # warm-up: one batch
@@ -107,7 +108,7 @@ def run_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     import spacy
     import torch
 
-    from ..convert import read_docs
+    from ner_component.data.convert import read_docs
 
     torch.manual_seed(0)
     result: Dict[str, Any] = {"capacity": os.environ.get(CACHE_ENV[0])}
@@ -201,7 +202,7 @@ def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 def run_benchmark(model: PathLike, corpus_dir: PathLike, output_dir: PathLike, name: str, **kwargs: Any) -> List[Dict[str, Any]]:
     """Measure, then write `<name>.json` and `<name>.md` to `output_dir`."""
-    from ..runtime.transformer import cpu_has_native_bf16
+    from ner_component.runtime.transformer import cpu_has_native_bf16
 
     rows = measure_capacities(model, corpus_dir, **kwargs)
     result = {"native_bf16": cpu_has_native_bf16(), "model": str(model), "rows": rows, "settings": dict(kwargs)}

