@@ -16,9 +16,13 @@ def pytest_collection_modifyitems(config, items):
     except ImportError:
         has_gpu = False
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    benchmarks = ROOT / "tests" / "benchmarks"
     for item in items:
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip_gpu)
+        # the benchmarks' own tests (tiny models, no timing): `-m "not bench"` leaves them out
+        if benchmarks in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.bench)
 
 
 @pytest.fixture(scope="session")
