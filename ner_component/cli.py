@@ -81,3 +81,8 @@ CPU_DTYPE = typer.Option(
     help="Transformer prediction dtype on CPU: auto (bfloat16 where the CPU has native bfloat16), "
     "float32 or bfloat16 (default: the pipeline's config)",
 )
+SCHEMA = typer.Option(
+    "native",
+    help="Output schema: native ({id, entities}), hf (the Hugging Face token-classification pipeline's "
+    "records), prodigy (tasks for ner.correct) or docbin (a .spacy file)",
+)

@@ -27,6 +27,7 @@ def main(
     zone_lines: int = typer.Option(DEFAULT_ZONE_LINES, help="Lines per spaCy memory zone (frees the vocab entries of new words)"),
     progress: bool = cli.PROGRESS,
     cpu_dtype: Optional[str] = cli.CPU_DTYPE,
+    schema: str = cli.SCHEMA,
 ) -> None:
     summary = annotate_until_stopped(
         model=model,
@@ -43,6 +44,7 @@ def main(
         progress=progress,
         zone_lines=zone_lines,
         cpu_dtype=cpu_dtype,
+        schema=schema,
     )
     print(summary_line(summary), file=sys.stderr)
 

@@ -27,6 +27,7 @@ def main(
     lines_per_chunk: int = typer.Option(DEFAULT_LINES_PER_CHUNK, help="Lines per read task"),
     progress: bool = cli.PROGRESS,
     cpu_dtype: Optional[str] = cli.CPU_DTYPE,
+    schema: str = cli.SCHEMA,
 ) -> None:
     summary = annotate_ray(
         model=model,
@@ -45,6 +46,7 @@ def main(
         lines_per_chunk=lines_per_chunk,
         progress=progress,
         cpu_dtype=cpu_dtype,
+        schema=schema,
     )
     print(summary_line(summary), file=sys.stderr)
 

@@ -37,11 +37,10 @@ from ner_component.annotate.local import (
     check_cpu_dtype,
     check_output,
     load_pipeline,
-    open_output,
-    record_to_json,
     resolve_format,
     set_torch_threads,
 )
+from ner_component.annotate.schemas import check_schema, open_writer, record_to_json
 from ner_component.util import PathLike
 
 # Lines per read task: small enough to spread a file over the workers early,
@@ -143,6 +142,7 @@ class RayAnnotator:
         use_gpu: bool = False,
         torch_threads: Optional[int] = None,
         cpu_dtype: Optional[str] = None,
+        schema: str = "native",
     ) -> None:
         """Load the pipeline.
 
@@ -156,6 +156,7 @@ class RayAnnotator:
         torch_threads (Optional[int]): PyTorch threads in this worker; None to keep
             what Ray sets (OMP_NUM_THREADS = the worker's CPUs).
         cpu_dtype (Optional[str]): Transformer prediction dtype on CPU (see `load_pipeline`).
+        schema (str): The records' schema (`ner_component.annotate.schemas`).
         """
         set_torch_threads(torch_threads)
         self.nlp = load_pipeline(model, 0 if use_gpu else -1, cpu_dtype)
@@ -163,6 +164,7 @@ class RayAnnotator:
         self.text_field = text_field
         self.id_field = id_field
         self.spacy_batch_size = spacy_batch_size
+        self.schema = schema
 
     def __call__(self, batch: "Any") -> "Any":
         """Annotate a batch: columns line_no, raw in; line_no, output (the JSON
@@ -171,11 +173,14 @@ class RayAnnotator:
 
         lines = zip((int(n) for n in batch["line_no"]), batch["raw"])
         line_nos, outputs, errors, n_entities = [], [], [], []
-        for result in annotate_lines(self.nlp, lines, self.fmt, self.text_field, self.id_field, self.spacy_batch_size):
+        results = annotate_lines(
+            self.nlp, lines, self.fmt, self.text_field, self.id_field, self.spacy_batch_size, schema=self.schema
+        )
+        for result in results:
             line_nos.append(result.line_no)
             outputs.append(record_to_json(result.record))
             errors.append(result.error or "")
-            n_entities.append(len(result.record.get("entities", ())))
+            n_entities.append(result.n_entities)
         return pandas.DataFrame(
             {
                 "line_no": pandas.Series(line_nos, dtype="int64"),
@@ -230,8 +235,9 @@ def annotate_ray(
     lines_per_chunk: int = DEFAULT_LINES_PER_CHUNK,
     progress: bool = True,
     cpu_dtype: Optional[str] = None,
+    schema: str = "native",
 ) -> Dict[str, Any]:
-    """Annotate an input file on Ray into the JSONL the single-process CLI writes.
+    """Annotate an input file on Ray into what the single-process CLI writes.
 
     model (str): A package name installed on the workers, or a folder they can read.
     input_path (PathLike): JSONL or plain text: a path the workers can read or a URI.
@@ -251,6 +257,7 @@ def annotate_ray(
     progress (bool): Show a progress bar (docs/s) on stderr.
     cpu_dtype (Optional[str]): Transformer prediction dtype on the workers' CPUs
         (see `load_pipeline`); None for the pipeline's config.
+    schema (str): The output schema, as for `annotate`.
     RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second.
     """
     from tqdm import tqdm
@@ -265,6 +272,7 @@ def annotate_ray(
     if concurrency < 1:
         raise AnnotateError(f"concurrency ({concurrency}) must be >= 1")
     check_cpu_dtype(cpu_dtype)
+    check_schema(schema, output_path)
     if batch_size < 1:
         raise AnnotateError(f"batch_size ({batch_size}) must be >= 1")
     path = str(input_path)
@@ -283,7 +291,7 @@ def annotate_ray(
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     counts = {"lines": 0, "entities": 0, "errors": 0}
     start = time.perf_counter()
-    with open_output(output_path) as out:
+    with open_writer(schema, output_path) as out:
         if chunks:
             total = sum(chunk["n_lines"] for chunk in chunks)
             dataset = ray.data.from_items(chunks, override_num_blocks=len(chunks))
@@ -299,6 +307,7 @@ def annotate_ray(
                     "use_gpu": use_gpu,
                     "torch_threads": max(1, int(num_cpus)),
                     "cpu_dtype": cpu_dtype,
+                    "schema": schema,
                 },
                 batch_size=batch_size,
                 batch_format="pandas",
@@ -332,5 +341,5 @@ def _write_line(
         counts["errors"] += 1
     else:
         counts["entities"] += n_entities
-    out.write(output + "\n")
+    out.write(output)
     counts["lines"] += 1

@@ -39,12 +39,12 @@ from typing import (
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from ner_component.annotate.schemas import STDIO, check_schema, line_record, open_writer, record_to_json
 from ner_component.errors import Interrupted, NerComponentError
 from ner_component.hardware import bound_kernel_caches, require_device
 from ner_component.runtime.transformer import pipeline_cpu_inference_dtype
-from ner_component.util import PathLike, atomic_path, check_writable
+from ner_component.util import PathLike, check_writable
 
-STDIO = "-"
 FORMATS = ("auto", "jsonl", "text")
 ON_ERROR = ("raise", "record")
 # Suffixes read as JSONL when --format is "auto"; everything else is plain text.
@@ -95,13 +95,16 @@ class LineResult:
     """The output of one input line.
 
     line_no (int): The 1-based line number.
-    record (Dict[str, Any]): The JSON object to write: `{"id", "entities"}` or `{"id", "error"}`.
+    record (Any): The JSON-ready record to write, in the run's schema (see
+        `ner_component.annotate.schemas`), or `{"id", "error"}`.
     error (Optional[str]): The problem of a malformed line, or None.
+    n_entities (int): How many entities the line has.
     """
 
     line_no: int
-    record: Dict[str, Any]
+    record: Any
     error: Optional[str] = None
+    n_entities: int = 0
 
 
 def resolve_format(path: PathLike, fmt: str) -> str:
@@ -253,6 +256,7 @@ def annotate_lines(
     batch_size: Optional[int] = None,
     n_process: int = 1,
     zone_lines: Optional[int] = DEFAULT_ZONE_LINES,
+    schema: str = "native",
 ) -> Iterator[LineResult]:
     """Annotate numbered input lines, lazily and in order: one result per line.
 
@@ -272,6 +276,7 @@ def annotate_lines(
     batch_size (Optional[int]): `nlp.pipe` batch size; None for the pipeline's own.
     n_process (int): Processes for `nlp.pipe`.
     zone_lines (Optional[int]): Lines per memory zone; None for no memory zones.
+    schema (str): The records' schema (`ner_component.annotate.schemas.SCHEMAS`).
     YIELDS (LineResult): The result of each line, in input order.
     """
     if zone_lines is not None and zone_lines < 1:
@@ -285,19 +290,27 @@ def annotate_lines(
             pieces = ((text, (p, offset, last)) for p in zone for offset, text, last in split_text(p.text, nlp.max_length))
             docs = nlp.pipe(pieces, as_tuples=True, batch_size=batch_size, n_process=n_process)
             entities: List[Dict[str, Any]] = []
+            pieces_of_line: List[Doc] = []  # the docbin schema needs the doc itself
             for doc, (item, offset, last) in docs:
                 if item.error is None:
                     entities.extend(doc_entities(doc, offset))
-                # No doc may outlive its memory zone.
-                del doc
+                    if schema == "docbin":
+                        pieces_of_line.append(doc)
                 if not last:
                     continue
                 if item.error is not None:
                     record = {"id": item.id, "error": f"line {item.line_no}: {item.error}"}
                     yield LineResult(item.line_no, record, item.error)
                 else:
-                    yield LineResult(item.line_no, {"id": item.id, "entities": entities})
-                entities = []
+                    whole = None
+                    if pieces_of_line:
+                        whole = pieces_of_line[0] if len(pieces_of_line) == 1 else Doc.from_docs(pieces_of_line, ensure_whitespace=False)
+                    record = line_record(schema, item.id, item.text, entities, whole)
+                    whole = None
+                    yield LineResult(item.line_no, record, n_entities=len(entities))
+                # No doc may outlive its memory zone.
+                del doc
+                entities, pieces_of_line = [], []
 
 
 def split_text(text: str, max_length: int) -> List[Tuple[int, str, bool]]:
@@ -341,11 +354,6 @@ def _zones(items: Iterator[ParsedLine], size: int) -> Iterator[Iterator[ParsedLi
         yield itertools.chain([first], itertools.islice(items, size - 1))
 
 
-def record_to_json(record: Dict[str, Any]) -> str:
-    """One output line (without its newline): compact JSON, UTF-8 kept as is."""
-    return json.dumps(record, ensure_ascii=False)
-
-
 @contextmanager
 def open_input(path: PathLike) -> Iterator[IO[bytes]]:
     """Open an input in binary mode; "-" is stdin."""
@@ -354,20 +362,6 @@ def open_input(path: PathLike) -> Iterator[IO[bytes]]:
         return
     with Path(path).open("rb") as f:
         yield f
-
-
-@contextmanager
-def open_output(path: PathLike) -> Iterator[IO[str]]:
-    """Open an output for writing text; "-" is stdout. A file is written to a
-    temporary file renamed into place only when the block succeeds, so a failed run
-    leaves nothing half-written (and an existing output untouched)."""
-    if str(path) == STDIO:
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    with atomic_path(path) as tmp:
-        with tmp.open("w", encoding="utf8", newline="\n") as f:
-            yield f
 
 
 def count_lines(path: PathLike) -> Optional[int]:
@@ -463,8 +457,10 @@ def annotate(
     progress: bool = True,
     zone_lines: Optional[int] = DEFAULT_ZONE_LINES,
     cpu_dtype: Optional[str] = None,
+    schema: str = "native",
 ) -> Dict[str, Any]:
-    """Annotate an input file (or stdin) into a JSONL output file (or stdout).
+    """Annotate an input file (or stdin) into a JSONL output file (or stdout), or a
+    `.spacy` file (`schema="docbin"`).
 
     model (PathLike): The pipeline: a folder or an installed package name.
     input_path (PathLike): JSONL or plain text, "-" for stdin.
@@ -484,6 +480,8 @@ def annotate(
     progress (bool): Show a progress bar (docs/s) on stderr.
     zone_lines (Optional[int]): Lines per spaCy memory zone (see `annotate_lines`).
     cpu_dtype (Optional[str]): Transformer prediction dtype on CPU (see `load_pipeline`).
+    schema (str): The output schema: native, hf, prodigy or docbin (see
+        `ner_component.annotate.schemas`).
     RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second,
         cpu_dtype (the dtype the transformer predicted in on CPU; None without one).
     """
@@ -494,6 +492,7 @@ def annotate(
     if batch_size is not None and batch_size < 1:
         raise AnnotateError(f"batch_size ({batch_size}) must be >= 1")
     check_processes(n_process, gpu_id)
+    check_schema(schema, output_path)
     fmt = resolve_format(input_path, fmt)
     if str(input_path) != STDIO and not Path(input_path).is_file():
         raise AnnotateError(f"input file {input_path} does not exist")
@@ -508,9 +507,9 @@ def annotate(
     total = count_lines(input_path) if progress else None
     counts = {"lines": 0, "entities": 0, "errors": 0}
     start = time.perf_counter()
-    with open_input(input_path) as stream, open_output(output_path) as out:
+    with open_input(input_path) as stream, open_writer(schema, output_path) as out:
         lines = read_numbered_lines(stream)
-        results = annotate_lines(nlp, lines, fmt, text_field, id_field, batch_size, n_process, zone_lines)
+        results = annotate_lines(nlp, lines, fmt, text_field, id_field, batch_size, n_process, zone_lines, schema)
         bar = tqdm(results, total=total, unit="doc", desc="Annotating", file=sys.stderr, disable=not progress, dynamic_ncols=True)
         with bar:
             for result in bar:
@@ -541,7 +540,7 @@ def check_output(input_path: PathLike, output_path: PathLike) -> None:
         raise AnnotateError(f"{output_path}: OUTPUT is the INPUT file, which it would replace; write to another file")
 
 
-def _write_result(result: LineResult, out: IO[str], input_path: PathLike, on_error: str, counts: Dict[str, int]) -> None:
+def _write_result(result: LineResult, out: Any, input_path: PathLike, on_error: str, counts: Dict[str, int]) -> None:
     if result.error is not None:
         if on_error == "raise":
             name = "stdin" if str(input_path) == STDIO else str(input_path)
@@ -550,8 +549,8 @@ def _write_result(result: LineResult, out: IO[str], input_path: PathLike, on_err
             )
         counts["errors"] += 1
     else:
-        counts["entities"] += len(result.record["entities"])
-    out.write(record_to_json(result.record) + "\n")
+        counts["entities"] += result.n_entities
+    out.write(record_to_json(result.record))
     counts["lines"] += 1
 
 

@@ -106,3 +106,33 @@ def test_ray_cli_stdout(ray_model: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert proc.stdout == (tmp_path / "cli.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("schema", ["hf", "prodigy", "docbin"])
+def test_ray_writes_every_schema_as_the_cli_does(ray_local: None, ray_model: Path, tmp_path: Path, schema: str) -> None:
+    from spacy.tokens import DocBin
+
+    from ner_component.annotate.distributed import annotate_ray
+
+    lines = [json.dumps({"id": f"d{i}", "text": text}) for i, text in enumerate(many_lines(20))]
+    lines[7] = "not json"
+    source = write_lines(tmp_path / "in.jsonl", lines)
+    suffix = "spacy" if schema == "docbin" else "jsonl"
+    cli, ray_out = tmp_path / f"cli.{suffix}", tmp_path / f"ray.{suffix}"
+    annotate(ray_model, source, cli, on_error="record", progress=False, schema=schema)
+    annotate_ray(
+        str(ray_model), source, ray_out, concurrency=2, batch_size=4, on_error="record",
+        lines_per_chunk=7, progress=False, schema=schema,
+    )
+    if schema != "docbin":
+        assert ray_out.read_bytes() == cli.read_bytes()
+        return
+    import spacy
+
+    vocab = spacy.blank("en").vocab
+    ray_docs = list(DocBin().from_disk(ray_out).get_docs(vocab))
+    cli_docs = list(DocBin().from_disk(cli).get_docs(vocab))
+    assert len(ray_docs) == len(lines)
+    assert [(d.text, [(e.start_char, e.end_char, e.label_) for e in d.ents], d.user_data) for d in ray_docs] == [
+        (d.text, [(e.start_char, e.end_char, e.label_) for e in d.ents], d.user_data) for d in cli_docs
+    ]
