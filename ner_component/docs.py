@@ -1,5 +1,6 @@
-"""Keep the README's project tables in step with project.yml, and its links and
-those of docs/ pointing at files and headings that exist."""
+"""Keep docs/commands.md (the project's command, workflow and var tables) in step
+with project.yml, and the links of README.md and docs/ pointing at files and
+headings that exist."""
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Set
@@ -41,19 +42,23 @@ def vars_table(project: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(project_dir: PathLike = ".") -> str:
+COMMANDS_DOC = Path("docs") / "commands.md"
+
+
+def update_command_docs(project_dir: PathLike = ".") -> str:
     """Regenerate the command/workflow tables (`weasel document`) and the var table
-    in README.md, leaving the hand-written sections as they are.
+    in docs/commands.md, leaving the hand-written text around them as it is.
 
     project_dir (PathLike): The project folder.
-    RETURNS (str): The new README text (also written to README.md).
+    RETURNS (str): The new text (also written to docs/commands.md).
     """
     from weasel.cli.document import project_document
 
     project_dir = Path(project_dir)
-    readme = project_dir / "README.md"
+    readme = project_dir / COMMANDS_DOC
     project_document(project_dir, readme, no_emoji=True)
-    text = readme.read_text(encoding="utf8")
+    # weasel links project.yml from the project root; this file is one folder down
+    text = readme.read_text(encoding="utf8").replace("](project.yml)", "](../project.yml)")
     project = srsly.read_yaml(project_dir / "project.yml")
     block = f"{VARS_START}\n\n{vars_table(project)}\n\n{VARS_END}"
     pattern = re.compile(re.escape(VARS_START) + ".*?" + re.escape(VARS_END), re.S)

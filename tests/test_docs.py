@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import srsly
 
-from ner_component.docs import broken_links, heading_anchors, markdown_links, update_readme, vars_table
+from ner_component.docs import broken_links, heading_anchors, markdown_links, update_command_docs, vars_table
 from tests.util import ROOT
 
 # The README is a user's guide; measurements, design reasons and the rest go to docs/.
@@ -12,12 +12,13 @@ README_MAX_BYTES = 10_240
 MARKDOWN_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def test_readme_tables_match_project_yml(tmp_path):
-    """Regenerating the README's tables from project.yml changes nothing."""
-    for name in ("README.md", "project.yml"):
+def test_command_tables_match_project_yml(tmp_path):
+    """Regenerating docs/commands.md's tables from project.yml changes nothing."""
+    (tmp_path / "docs").mkdir()
+    for name in ("docs/commands.md", "project.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
-    assert update_readme(tmp_path) == (ROOT / "README.md").read_text(encoding="utf8"), (
-        "README.md is out of date: run python scripts/document.py ."
+    assert update_command_docs(tmp_path) == (ROOT / "docs" / "commands.md").read_text(encoding="utf8"), (
+        "docs/commands.md is out of date: run python scripts/document.py ."
     )
 
 

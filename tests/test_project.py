@@ -4,7 +4,6 @@ builds installed into a fresh virtual environment and loaded in a new process.""
 import csv
 import json
 import os
-import shutil
 import site
 import subprocess
 import sys
@@ -13,15 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.util import ROOT
+from tests.util import copy_project
 
 LANG = "bn"
-
-
-def copy_project(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns("corpus", "training", "metrics", "packages", "__pycache__", ".git", "project.lock")
-    shutil.copytree(ROOT, dest, ignore=ignore)
-    return dest
 
 
 def make_fresh_venv(path: Path) -> Path:
@@ -48,6 +41,31 @@ def check_run_cache(root: Path, args: list, expected: dict) -> None:
     commands = {cmd["name"]: cmd for cmd in config["commands"]}
     found = {name: check_rerun(root, commands[name]) for name in expected}
     assert found == expected, (found, expected)
+
+
+def check_remote_restores_everything(root: Path, tmp_path: Path, var_args: list, env: dict) -> None:
+    """`spacy project push` to a local remote, `pull` into a fresh copy of the project,
+    and `run all` there runs nothing. weasel's push and pull take no --vars: the vars
+    go into both copies' project.yml."""
+    import srsly
+
+    vars_ = dict(zip((a[len("--vars."):] for a in var_args[::2]), var_args[1::2]))
+    fresh = copy_project(tmp_path / "fresh")
+    for project in (root, fresh):
+        config = srsly.read_yaml(project / "project.yml")
+        config["vars"].update(vars_)
+        config["remotes"] = {"default": str(tmp_path / "remote")}
+        srsly.write_yaml(project / "project.yml", config)
+    spacy_project = [sys.executable, "-m", "spacy", "project"]
+    push = subprocess.run(spacy_project + ["push", "default", str(root)], cwd=root, env=env, capture_output=True, text=True)
+    assert push.returncode == 0, push.stdout[-2000:] + push.stderr[-2000:]
+    pull = subprocess.run(spacy_project + ["pull", "default", str(fresh)], cwd=fresh, env=env, capture_output=True, text=True)
+    assert pull.returncode == 0, pull.stdout[-2000:] + pull.stderr[-2000:]
+    assert (fresh / "packages" / f"{LANG}_wikiann_trf-0.1.0" / "dist").is_dir(), pull.stdout[-2000:]
+    run = subprocess.run(spacy_project + ["run", "all", str(fresh)], cwd=fresh, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    for step in ("convert", "train", "evaluate", "crosscheck", "package"):
+        assert f"Skipping '{step}': nothing changed" in run.stdout, run.stdout[-3000:]
 
 
 @pytest.mark.slow
@@ -112,6 +130,7 @@ def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     # code re-runs training and what reads the model, not the conversion
     var_args = cmd[cmd.index("--vars.lang"):]
     check_run_cache(root, var_args, {"convert": False, "train": False, "evaluate": False, "crosscheck": False, "package": False})
+    check_remote_restores_everything(root, tmp_path, var_args, env)
     token_ner = root / "ner_component" / "runtime" / "token_ner.py"
     token_ner.write_text(token_ner.read_text() + "\n# edited\n")
     check_run_cache(root, var_args, {"convert": False, "train": True, "evaluate": True, "package": True})
