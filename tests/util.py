@@ -29,11 +29,19 @@ _RECORD_HEADER = 7  # crc32 (4), length (2), type (1)
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
 
 
+# The project's outputs, data and environment: top-level folders only (the package
+# has a `training` subpackage of its own).
+_NOT_COPIED_AT_ROOT = {"corpus", "training", "metrics", "packages", "assets", "wandb", ".git", ".venv", "project.lock"}
+_NOT_COPIED = {"__pycache__", ".pytest_cache"}
+
+
 def copy_project(dest: Path) -> Path:
     """The project's files without data, outputs, caches or the venv."""
-    ignore = shutil.ignore_patterns(
-        "corpus", "training", "metrics", "packages", "wandb", "__pycache__", ".git", ".venv", "project.lock"
-    )
+
+    def ignore(folder: str, names: List[str]) -> List[str]:
+        at_root = Path(folder) == ROOT
+        return [n for n in names if n in _NOT_COPIED or (at_root and n in _NOT_COPIED_AT_ROOT)]
+
     shutil.copytree(ROOT, dest, ignore=ignore)
     return dest
 
