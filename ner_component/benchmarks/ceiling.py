@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ner_component import reporting
-from ner_component.benchmarks.throughput.summary import machine
+from ner_component.benchmarks.throughput.summary import describe_machine, machine
 from ner_component.benchmarks.throughput.texts import (
     DEFAULT_JOIN,
     SETTINGS,
@@ -329,7 +329,6 @@ CEILING_COLUMNS = (
 
 def markdown_table(result: Dict[str, Any]) -> str:
     """The ceilings as a Markdown table, with the throughput runs beside them."""
-    m = result["machine"]
     rows = [
         [
             setting, number(c["words"]), f"{c['positions_per_word']:.2f}", number(c["forward_words_per_second"], missing="-"),
@@ -343,7 +342,7 @@ def markdown_table(result: Dict[str, Any]) -> str:
         f"Encoder: {result['hf_model']} ({result['model']['layers']} layers, hidden {result['model']['hidden_size']}, "
         f"feed-forward {result['model']['intermediate_size']}), {result['dtype']}, chunks of at most "
         f"{result['token_budget']} padded positions, fastest of {result['repeats']} passes; {result['torch_threads']} "
-        f"PyTorch threads; {m['cpu_count']} CPU cores, native bfloat16: {'yes' if m.get('cpu_native_bf16') else 'no'}. "
+        f"PyTorch threads; {describe_machine(result['machine'])}. "
         f"Matrix products of the model's shapes: {result['matmul_gflops_per_second']:.0f} GFLOP/s. "
         + describe_texts(result["test"], result["limit"], result["join"]),
         "",

@@ -106,6 +106,7 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     machine = saved["machine"]
     assert machine["hardware"].startswith(f"{machine['cpu_count']} CPU cores (") and machine["memory_gb"] > 0
     assert {"cpu", "cpu_native_bf16", "python", "spacy", "torch", "transformers"} <= set(machine)
+    assert f"Machine: {machine['hardware']}, {machine['memory_gb']} GB." in table
 
 
 def test_dtype_requests_that_compute_alike_run_once(monkeypatch) -> None:
@@ -127,3 +128,15 @@ def test_cli_rejects_a_folder_without_a_model(test_corpus: Path, tmp_path: Path)
     assert proc.returncode == 1
     assert "is not a Hugging Face model folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_runs_process_loads_no_spacy_before_its_engine() -> None:
+    """What a run's process imports first (`runner.CHILD_CODE`) loads neither spaCy
+    nor the HF recipe's dependencies: a Hugging Face run's memory and start-up are
+    its own."""
+    code = (
+        "import sys; import ner_component.benchmarks.throughput.engines; "
+        "print(sorted(m for m in ('spacy', 'thinc', 'seqeval', 'torch', 'transformers') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.strip() == "[]"

@@ -3,6 +3,7 @@ a bar chart of words/s per configuration."""
 from typing import Any, Dict, List
 
 from ner_component import reporting
+from ner_component.benchmarks.throughput.summary import describe_machine
 from ner_component.benchmarks.throughput.texts import describe_texts
 from ner_component.reporting import figure, percent
 from ner_component.util import PathLike
@@ -30,11 +31,10 @@ def markdown_table(result: Dict[str, Any]) -> str:
 
 
 def _preamble(result: Dict[str, Any]) -> str:
-    machine = result["machine"]
     return (
         f"{describe_texts(result['test'], result['limit'], result['join'])} PyTorch threads: {result['torch_threads']} in all "
-        f"(per process: {result['torch_threads']} // n_process). Machine: {machine['cpu_count']} CPU cores, "
-        f"{machine['memory_gb']} GB, native bfloat16: {'yes' if machine.get('cpu_native_bf16') else 'no'}. Peak RSS: summed over a run's processes (spaCy's workers included), "
+        f"(per process: {result['torch_threads']} // n_process). "
+        f"Machine: {describe_machine(result['machine'], memory=True)}. Peak RSS: summed over a run's processes (spaCy's workers included), "
         "sampled every 0.5 s, at least the main process's own peak plus its largest worker's. Other load: CPU time other processes used during a run / its length (0 on a quiet "
         "machine); words/CPU-s is less sensitive to it than words/s. dtype: what the transformer computed in "
         "(spaCy: its CPU prediction dtype; HF: the model's torch dtype). Chunk budget: the transformer's "

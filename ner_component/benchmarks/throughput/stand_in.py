@@ -3,8 +3,6 @@ recipe's order, `hf_recipe.labels.label_maps`) on an untrained classification he
 with the same inference cost, where none has been trained yet."""
 from pathlib import Path
 
-from ner_component.benchmarks.hf_recipe.labels import label_maps
-from ner_component.benchmarks.hf_recipe.run import save_model_atomic
 from ner_component.util import PathLike
 
 
@@ -25,6 +23,11 @@ def build_random_token_classifier(output: PathLike, backbone: PathLike, tiny: bo
         BertForTokenClassification,
         set_seed,
     )
+
+    # here, not at the top: a run's process imports this package, and the recipe
+    # would load spaCy into Hugging Face's runs (their memory and start-up time)
+    from ner_component.benchmarks.hf_recipe.labels import label_maps
+    from ner_component.benchmarks.hf_recipe.run import save_model_atomic
 
     set_seed(seed)
     id2label, label2id = label_maps()

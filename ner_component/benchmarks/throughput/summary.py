@@ -94,6 +94,21 @@ def _summarize_setting(runs: List[Dict[str, Any]], texts: List[str], gold: Optio
     }
 
 
+def describe_machine(machine: Dict[str, Any], memory: bool = False) -> str:
+    """How a report names the machine of a result: `describe()`'s words (cores, CPU
+    model, native bfloat16 or not), or, in results written before it was recorded,
+    the cores and bfloat16 alone.
+
+    machine (Dict[str, Any]): The result's `machine()`.
+    memory (bool): Name the memory too.
+    RETURNS (str): E.g. "2 CPU cores (Intel(R) Xeon(R) Processor, native bfloat16), 23.6 GB".
+    """
+    gb = f", {machine['memory_gb']} GB" if memory else ""
+    if machine.get("hardware"):
+        return f"{machine['hardware']}{gb}"
+    return f"{machine['cpu_count']} CPU cores{gb}, native bfloat16: {'yes' if machine.get('cpu_native_bf16') else 'no'}"
+
+
 def machine() -> Dict[str, Any]:
     """What a benchmark ran on: the CPU (`ner_component.hardware.describe_dict`)
     and the versions of the libraries that compute."""
