@@ -153,10 +153,12 @@ class TrainingClock:
 
     @property
     def words(self) -> int:
+        """Words trained on so far."""
         return self.clock.words
 
     @property
     def train_seconds(self) -> float:
+        """Training seconds as of the latest step, evaluation and checkpoints excluded."""
         return self.clock.train_seconds
 
     def _timed_evaluate(self, examples: Iterable["Example"], **kwargs: Any) -> Dict[str, Any]:
