@@ -20,7 +20,7 @@ before the first PyTorch CPU operation. A value already in the environment wins.
 """
 import os
 import platform
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from ner_component.errors import NerComponentError
 
@@ -97,3 +97,31 @@ def describe(gpu_id: int = -1) -> str:
 
     kind = "native bfloat16" if cpu_has_native_bf16() else "no native bfloat16"
     return f"{os.cpu_count()} CPU cores ({cpu_model()}, {kind})"
+
+
+def memory_gb() -> Optional[float]:
+    """The machine's physical memory in GB (1024**3 bytes), None where the system
+    doesn't say (`os.sysconf` is POSIX; psutil isn't needed for this)."""
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def describe_dict(gpu_id: int = -1) -> Dict[str, Any]:
+    """The machine a figure was measured on, as fields for a JSON result: what
+    `describe` says, and its parts.
+
+    gpu_id (int): -1 for the CPU, otherwise the CUDA device the run used.
+    RETURNS (Dict[str, Any]): hardware (`describe(gpu_id)`), cpu (the model name),
+        cpu_count, cpu_native_bf16 and memory_gb.
+    """
+    from ner_component.runtime.transformer import cpu_has_native_bf16
+
+    return {
+        "hardware": describe(gpu_id),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "memory_gb": memory_gb(),
+    }

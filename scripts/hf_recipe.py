@@ -6,11 +6,11 @@ import typer
 from spacy.cli._util import parse_config_overrides
 
 from ner_component.benchmarks.hf_recipe import load_config, run_recipe
+from ner_component.cli import one_line_errors
 
 app = typer.Typer(add_completion=False)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def main(
     ctx: typer.Context,
     config: Path = typer.Argument(..., exists=True, dir_okay=False, help="Recipe config, e.g. configs/hf_recipe.cfg"),
@@ -19,6 +19,10 @@ def main(
 ) -> None:
     run_recipe(load_config(config, parse_config_overrides(ctx.args)), output_dir, gpu_id)
 
+
+# `run(main)` as the other scripts, but the config overrides are extra arguments,
+# which `typer.run` refuses.
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(one_line_errors(main))
 
 if __name__ == "__main__":
     app()

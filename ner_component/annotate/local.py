@@ -42,6 +42,7 @@ from spacy.tokens import Doc, Span
 from ner_component.annotate.schemas import STDIO, check_schema, line_record, open_writer, record_to_json
 from ner_component.errors import Interrupted, NerComponentError
 from ner_component.hardware import bound_kernel_caches, require_device
+from ner_component.runtime.token_ner import CONFIDENCE_EXTENSION
 from ner_component.runtime.transformer import pipeline_cpu_inference_dtype
 from ner_component.util import PathLike, check_writable
 
@@ -49,8 +50,6 @@ FORMATS = ("auto", "jsonl", "text")
 ON_ERROR = ("raise", "record")
 # Suffixes read as JSONL when --format is "auto"; everything else is plain text.
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-# The Span extension a `token_ner` component sets (`ner_component.runtime.token_ner`).
-CONFIDENCE_EXTENSION = "confidence"
 # Lines per spaCy memory zone: the strings and lexemes of new words seen in a zone
 # are freed at its end, so the vocab doesn't grow with the input. With
 # n_process > 1 each zone starts its worker processes afresh, which is cheap at

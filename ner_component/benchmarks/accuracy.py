@@ -11,22 +11,23 @@ against training minutes.
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from thinc.api import Config
 from wasabi import msg
 
+from ner_component import reporting
 from ner_component.backbones import config_transformer
 from ner_component.benchmarks.hf_recipe import load_config, run_recipe
 from ner_component.data.convert import REPORT_NAME, read_docs
 from ner_component.errors import NerComponentError
 from ner_component.evaluation.crosscheck import crosscheck
-from ner_component.hardware import require_device
+from ner_component.hardware import describe, require_device
+from ner_component.reporting import figure, number, percent, write_report
 from ner_component.training.loggers import read_log
-from ner_component.training.train import _hardware, train
+from ner_component.training.train import train
 from ner_component.util import (
     PathLike,
-    atomic_path,
     read_json,
     write_json_atomic,
     write_text_atomic,
@@ -37,8 +38,9 @@ SIDE_NAMES = {"hf": "HF Trainer recipe", "spacy": "spaCy pipeline"}
 RESULTS_NAME = "results.json"
 LOG_NAME = "train_log.jsonl"
 TIMED_LOGGER = "ner_component.TimedConsoleLogger.v1"
-BENCHMARK_JSON = "benchmark.json"
-BENCHMARK_MD = "benchmark.md"
+BENCHMARK_NAME = "benchmark"
+BENCHMARK_JSON = f"{BENCHMARK_NAME}.json"
+BENCHMARK_MD = f"{BENCHMARK_NAME}.md"
 BENCHMARK_PNG = "dev_f1_curve.png"
 
 
@@ -181,7 +183,7 @@ def run_spacy_side(
             f"at the stop: step {last['step']}, {last['dev_f1']:.4f})"
         ),
         "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
-        "hardware": _hardware(gpu_id),
+        "hardware": describe(gpu_id),
     }
     write_json_atomic(output_dir / RESULTS_NAME, results)
     strict = scored["seqeval_strict"]
@@ -305,10 +307,8 @@ def run_benchmark(
     if all(result is None for result in results.values()):
         raise NerComponentError(f"{training_dir}: no results of either side to compare; run at least one side")
     comparison = compare(results, lang, budget_seconds, corpus_dir)
-    write_json_atomic(metrics_dir / BENCHMARK_JSON, comparison)
     table = markdown_table(comparison)
-    write_text_atomic(metrics_dir / BENCHMARK_MD, table)
-    plot_curves(comparison, metrics_dir / BENCHMARK_PNG)
+    write_report(metrics_dir, BENCHMARK_NAME, comparison, table, plot_curves, BENCHMARK_PNG)
     print(table)
     return comparison
 
@@ -366,19 +366,41 @@ def compare(
     return {"lang": lang, "budget_seconds": budget_seconds, "sides": results, "warnings": warnings}
 
 
-def _pct(value: Optional[float]) -> str:
-    return "" if value is None else f"{100 * value:.2f}"
-
-
-def _num(value: Optional[float], digits: int = 0) -> str:
-    return "" if value is None else f"{value:,.{digits}f}"
-
-
 def markdown_table(comparison: Dict[str, Any]) -> str:
     """The comparison as a Markdown table, one column per side."""
     sides = [s for s in SIDES if comparison["sides"].get(s) is not None]
     results = [comparison["sides"][s] for s in sides]
     budget = comparison["budget_seconds"]
+    rows: List[List[str]] = []
+
+    def row(name: str, cell: Callable[[Dict[str, Any]], str]) -> None:
+        rows.append([name, *(cell(r) for r in results)])
+
+    row("test F1, seqeval strict IOB2", lambda r: percent(r["test"]["seqeval_strict"]["f1"]))
+    row("test precision / recall (strict)", lambda r: (
+        f"{percent(r['test']['seqeval_strict']['precision'])} / {percent(r['test']['seqeval_strict']['recall'])}"))
+    labels = sorted({label for r in results for label in r["test"]["seqeval_strict"]["per_type"]})
+    for label in labels:
+        row(f"test F1 {label} (strict)", lambda r, lb=label: percent(
+            r["test"]["seqeval_strict"]["per_type"].get(lb, {}).get("f1")))
+    row("test F1, seqeval default mode", lambda r: percent(r["test"]["seqeval_default"]["f1"]))
+    row("best dev F1 during training", lambda r: percent(max((p["dev_f1"] or 0.0) for p in r["dev_curve"])))
+    row("dev sentences scored", lambda r: number(r.get("dev_sentences")))
+    row("training seconds (evaluation excluded)", lambda r: number(r["train"]["seconds"], 1))
+    row("evaluation seconds during training", lambda r: number(r["train"]["eval_seconds"], 1))
+    row("training words/s", lambda r: number(r["train"]["words_per_second"]))
+    row("words trained on", lambda r: number(r["train"]["words"]))
+    row("steps / epochs", lambda r: f"{r['train']['steps']} / {r['train']['epochs']}")
+    row("stopped by the budget", lambda r: "yes" if r["train"]["stopped_by_budget"] else "no")
+    row("process CPU s / wall s (training with its evaluations)", lambda r: (
+        f"{number(r['train'].get('process_cpu_seconds'))} / {number(r['train'].get('wall_seconds'))}"))
+    row("load average at start / end", lambda r: (
+        f"{number((r['train'].get('load_average_start') or [None])[0], 1)} / "
+        f"{number((r['train'].get('load_average_end') or [None])[0], 1)}"))
+    row("test scoring seconds (words/s)", lambda r: (
+        f"{number(r['test']['seconds'], 1)} ({number(r['test']['words_per_second'])})"))
+    row("setup", _setup)
+    row("hardware", lambda r: r.get("hardware", ""))
     lines = [
         f"### WikiANN {comparison['lang']}: accuracy after "
         f"{'no budget' if budget is None else f'{budget / 60:g} minutes'} of training",
@@ -387,38 +409,8 @@ def markdown_table(comparison: Dict[str, Any]) -> str:
         "sentences on both sides, test F1 on the full test split, word by word "
         "(the HF side reads each word's first subword).",
         "",
-        "| | " + " | ".join(SIDE_NAMES[s] for s in sides) + " |",
-        "|---|" + "---:|" * len(sides),
+        reporting.markdown_table(["", *(SIDE_NAMES[s] for s in sides)], rows),
     ]
-
-    def row(name: str, cell: Any) -> None:
-        lines.append(f"| {name} | " + " | ".join(cell(r) for r in results) + " |")
-
-    row("test F1, seqeval strict IOB2", lambda r: _pct(r["test"]["seqeval_strict"]["f1"]))
-    row("test precision / recall (strict)", lambda r: (
-        f"{_pct(r['test']['seqeval_strict']['precision'])} / {_pct(r['test']['seqeval_strict']['recall'])}"))
-    labels = sorted({label for r in results for label in r["test"]["seqeval_strict"]["per_type"]})
-    for label in labels:
-        row(f"test F1 {label} (strict)", lambda r, lb=label: _pct(
-            r["test"]["seqeval_strict"]["per_type"].get(lb, {}).get("f1")))
-    row("test F1, seqeval default mode", lambda r: _pct(r["test"]["seqeval_default"]["f1"]))
-    row("best dev F1 during training", lambda r: _pct(max((p["dev_f1"] or 0.0) for p in r["dev_curve"])))
-    row("dev sentences scored", lambda r: _num(r.get("dev_sentences")))
-    row("training seconds (evaluation excluded)", lambda r: _num(r["train"]["seconds"], 1))
-    row("evaluation seconds during training", lambda r: _num(r["train"]["eval_seconds"], 1))
-    row("training words/s", lambda r: _num(r["train"]["words_per_second"]))
-    row("words trained on", lambda r: _num(r["train"]["words"]))
-    row("steps / epochs", lambda r: f"{r['train']['steps']} / {r['train']['epochs']}")
-    row("stopped by the budget", lambda r: "yes" if r["train"]["stopped_by_budget"] else "no")
-    row("process CPU s / wall s (training with its evaluations)", lambda r: (
-        f"{_num(r['train'].get('process_cpu_seconds'))} / {_num(r['train'].get('wall_seconds'))}"))
-    row("load average at start / end", lambda r: (
-        f"{_num((r['train'].get('load_average_start') or [None])[0], 1)} / "
-        f"{_num((r['train'].get('load_average_end') or [None])[0], 1)}"))
-    row("test scoring seconds (words/s)", lambda r: (
-        f"{_num(r['test']['seconds'], 1)} ({_num(r['test']['words_per_second'])})"))
-    row("setup", _setup)
-    row("hardware", lambda r: r.get("hardware", ""))
     for warning in comparison["warnings"]:
         lines.append(f"\n**Not alike:** {warning}")
     return "\n".join(lines) + "\n"
@@ -436,35 +428,26 @@ def _setup(result: Dict[str, Any]) -> str:
 
 def plot_curves(comparison: Dict[str, Any], path: PathLike) -> None:
     """Dev F1 against training minutes (evaluation excluded), one line per side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    dev_limits = set()
-    for side in SIDES:
-        result = comparison["sides"].get(side)
-        if result is None:
-            continue
-        dev_limits.add(result.get("dev_sentences") or result["dev_limit"])
-        points = [p for p in result["dev_curve"] if p.get("dev_f1") is not None]
-        xs = [p["train_seconds"] / 60 for p in points]
-        ys = [100 * p["dev_f1"] for p in points]
-        test_f1 = 100 * result["test"]["seqeval_strict"]["f1"]
-        ax.plot(xs, ys, marker="o", markersize=3, label=f"{SIDE_NAMES[side]} (test F1 {test_f1:.1f})")
-    budget = comparison["budget_seconds"]
-    if budget is not None:
-        ax.axvline(budget / 60, color="grey", linestyle=":", linewidth=1, label="budget")
-    limit = ", ".join(str(d or "all") for d in sorted(dev_limits, key=lambda d: d or 0))
-    ax.set_xlabel("training minutes (evaluation excluded)")
-    ax.set_ylabel(f"dev F1, seqeval strict (first {limit} sentences)")
-    ax.set_ylim(0, 100)
-    ax.set_xlim(left=0)
-    ax.grid(alpha=0.3)
-    ax.set_title(f"WikiANN {comparison['lang']}: dev F1 per training minute")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    with figure(path, figsize=(7, 4.2)) as (_, ax):
+        dev_limits = set()
+        for side in SIDES:
+            result = comparison["sides"].get(side)
+            if result is None:
+                continue
+            dev_limits.add(result.get("dev_sentences") or result["dev_limit"])
+            points = [p for p in result["dev_curve"] if p.get("dev_f1") is not None]
+            xs = [p["train_seconds"] / 60 for p in points]
+            ys = [100 * p["dev_f1"] for p in points]
+            test_f1 = 100 * result["test"]["seqeval_strict"]["f1"]
+            ax.plot(xs, ys, marker="o", markersize=3, label=f"{SIDE_NAMES[side]} (test F1 {test_f1:.1f})")
+        budget = comparison["budget_seconds"]
+        if budget is not None:
+            ax.axvline(budget / 60, color="grey", linestyle=":", linewidth=1, label="budget")
+        limit = ", ".join(str(d or "all") for d in sorted(dev_limits, key=lambda d: d or 0))
+        ax.set_xlabel("training minutes (evaluation excluded)")
+        ax.set_ylabel(f"dev F1, seqeval strict (first {limit} sentences)")
+        ax.set_ylim(0, 100)
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"WikiANN {comparison['lang']}: dev F1 per training minute")
+        ax.legend(loc="lower right", fontsize=8)

@@ -12,22 +12,23 @@ The project promises (README, "Evaluation"; tests/test_agreement.py):
 Disagreement between two prediction runs is |A Δ B| / |A ∪ B| over their entity sets
 (doc index, start, end, label): 0 when they predict the same entities.
 """
-from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc
 from wasabi import msg
 
+from ner_component import reporting
 from ner_component.data.convert import read_docs
 from ner_component.errors import NerComponentError
 from ner_component.evaluation.crosscheck import predict_docs
+from ner_component.reporting import percent, write_report
 from ner_component.runtime.token_ner import get_confidence
 from ner_component.runtime.transformer import (
     apply_cpu_inference_dtype,
     pipeline_cpu_inference_dtype,
     resolve_cpu_inference_dtype,
 )
-from ner_component.util import PathLike, write_json_atomic, write_text_atomic
+from ner_component.util import PathLike
 
 DEFAULT_BATCH_SIZES = (8, 64, 256)
 DEFAULT_DTYPES = ("float32", "bfloat16")
@@ -145,26 +146,26 @@ def worst(result: Dict[str, Any], dtype: Optional[str] = None) -> Dict[str, floa
 
 def markdown_table(result: Dict[str, Any]) -> str:
     """The comparisons as Markdown: one row per pair of prediction runs."""
-    lines = [
-        "| runs compared | entities | differing | disagreement | docs differing | max confidence diff |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     first = result["batch_sizes"][0]
-    for dtype, rows in result["within_dtype"].items():
-        for b, row in rows.items():
-            lines.append(_row(f"{dtype}: batch {first} vs {b}", row))
+    for dtype, pairs in result["within_dtype"].items():
+        rows += [_cells(f"{dtype}: batch {first} vs {b}", row) for b, row in pairs.items()]
     if result["across_dtypes"]:
         a, b = result["dtypes"][:2]
-        for size, row in result["across_dtypes"].items():
-            lines.append(_row(f"batch {size}: {a} vs {b}", row))
-    return "\n".join(lines) + "\n"
+        rows += [_cells(f"batch {size}: {a} vs {b}", row) for size, row in result["across_dtypes"].items()]
+    header = ["runs compared", "entities", "differing", "disagreement", "docs differing", "max confidence diff"]
+    return reporting.markdown_table(header, rows) + "\n"
 
 
-def _row(name: str, row: Dict[str, Any]) -> str:
-    return (
-        f"| {name} | {row['entities_a']:,} / {row['entities_b']:,} | {row['differing']} | "
-        f"{100 * row['rate']:.3f}% | {row['docs_differing']} | {row['max_confidence_diff']:.2e} |"
-    )
+def _cells(name: str, row: Dict[str, Any]) -> List[Any]:
+    return [
+        name,
+        f"{row['entities_a']:,} / {row['entities_b']:,}",
+        row["differing"],
+        f"{percent(row['rate'], 3)}%",
+        row["docs_differing"],
+        f"{row['max_confidence_diff']:.2e}",
+    ]
 
 
 def run_agreement(
@@ -193,9 +194,7 @@ def run_agreement(
         native_bf16=cpu_has_native_bf16(),
         auto_dtype=resolve_cpu_inference_dtype("auto"),
     )
-    output_dir = Path(output_dir)
-    write_json_atomic(output_dir / f"{name}.json", result)
     table = markdown_table(result)
-    write_text_atomic(output_dir / f"{name}.md", table)
+    write_report(output_dir, name, result, table)
     print(table)
     return result

@@ -29,22 +29,20 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from ner_component.benchmarks.throughput import (
+from ner_component import reporting
+from ner_component.benchmarks.throughput.summary import describe_machine, machine
+from ner_component.benchmarks.throughput.texts import (
     DEFAULT_JOIN,
     SETTINGS,
+    check_settings,
     count_words,
-    join_documents,
-    machine,
+    describe_texts,
     sentence_texts,
+    texts_by_setting,
 )
 from ner_component.errors import NerComponentError
-from ner_component.util import (
-    PathLike,
-    atomic_path,
-    read_json,
-    write_json_atomic,
-    write_text_atomic,
-)
+from ner_component.reporting import figure, number, write_report
+from ner_component.util import PathLike, read_json
 
 DTYPES = ("float32", "bfloat16")
 DEFAULT_REPEATS = 3
@@ -254,9 +252,7 @@ def run_ceiling(
         raise NerComponentError(f"dtype {dtype!r} must be one of {', '.join(DTYPES)}")
     if token_budget < 1 or repeats < 1:
         raise NerComponentError(f"token budget ({token_budget}) and repeats ({repeats}) must be >= 1")
-    unknown = [s for s in settings if s not in SETTINGS]
-    if unknown or not settings:
-        raise NerComponentError(f"settings ({', '.join(settings) or 'none'}) must be among {', '.join(SETTINGS)}")
+    check_settings(settings)
     if not (Path(hf_model) / "config.json").is_file():
         raise NerComponentError(f"{hf_model} is not a Hugging Face model folder (no config.json)")
     if not Path(test_path).is_file():
@@ -281,7 +277,7 @@ def run_ceiling(
     sentences = sentence_texts(test_path, limit)
     if not sentences:
         raise NerComponentError(f"test corpus {test_path} has no sentences")
-    texts_by_setting = {"sentences": sentences, "documents": join_documents(sentences, join)}
+    texts = texts_by_setting(sentences, join)
     config = model.config
     matmul = matmul_flops_per_second(min(token_budget, 4096), config.hidden_size, config.intermediate_size, dtype)
     print(f"\u2139 matrix products ({dtype}): {matmul / 1e9:.0f} GFLOP/s", file=sys.stderr, flush=True)
@@ -307,7 +303,7 @@ def run_ceiling(
     }
     for setting in settings:
         print(f"\u2139 {setting}: encoder forward passes ...", file=sys.stderr, flush=True)
-        ceiling = measure_ceiling(model, tokenizer, texts_by_setting[setting], token_budget, dtype, repeats, matmul)
+        ceiling = measure_ceiling(model, tokenizer, texts[setting], token_budget, dtype, repeats, matmul)
         print(
             f"  forward ceiling {ceiling['forward_words_per_second']:.0f} words/s, "
             f"arithmetic ceiling {ceiling['arithmetic_words_per_second']:.0f} words/s",
@@ -317,46 +313,40 @@ def run_ceiling(
         result["settings"][setting] = ceiling
     if throughput_result is not None:
         compare_with_throughput(result, throughput_result, str(throughput))
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output_dir / f"{name}.json", result)
-    write_text_atomic(output_dir / f"{name}.md", markdown_table(result))
-    plot_ceiling(result, output_dir / f"{name}.png")
+    write_report(output_dir, name, result, markdown_table(result), plot_ceiling)
     return result
-
-
-def _ws(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:,.0f}"
 
 
 def _x(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+CEILING_COLUMNS = (
+    "texts", "words", "wordpieces/word", "forward ceiling (words/s)", "forward GFLOP/s", "arithmetic ceiling (words/s)",
+    "spaCy, fastest (words/s)", "HF pipeline, fastest (words/s)", "spaCy / HF", "forward ceiling / HF", "arithmetic ceiling / HF",
+)
+
+
 def markdown_table(result: Dict[str, Any]) -> str:
     """The ceilings as a Markdown table, with the throughput runs beside them."""
-    m = result["machine"]
+    rows = [
+        [
+            setting, number(c["words"]), f"{c['positions_per_word']:.2f}", number(c["forward_words_per_second"], missing="-"),
+            f"{c['forward_gflops_per_second']:.0f}", number(c["arithmetic_words_per_second"], missing="-"),
+            number(c.get("spacy_words_per_second"), missing="-"), number(c.get("hf_words_per_second"), missing="-"),
+            _x(c.get("spacy_over_hf")), _x(c.get("forward_ceiling_over_hf")), _x(c.get("arithmetic_ceiling_over_hf")),
+        ]
+        for setting, c in result["settings"].items()
+    ]
     lines = [
         f"Encoder: {result['hf_model']} ({result['model']['layers']} layers, hidden {result['model']['hidden_size']}, "
         f"feed-forward {result['model']['intermediate_size']}), {result['dtype']}, chunks of at most "
         f"{result['token_budget']} padded positions, fastest of {result['repeats']} passes; {result['torch_threads']} "
-        f"PyTorch threads; {m['cpu_count']} CPU cores, native bfloat16: {'yes' if m.get('cpu_native_bf16') else 'no'}. "
+        f"PyTorch threads; {describe_machine(result['machine'])}. "
         f"Matrix products of the model's shapes: {result['matmul_gflops_per_second']:.0f} GFLOP/s. "
-        f"Texts: {result['test']} ({'first ' + str(result['limit']) if result['limit'] is not None else 'all'} sentences); "
-        f"documents = {result['join']} sentences joined.",
+        + describe_texts(result["test"], result["limit"], result["join"]),
         "",
-        "| texts | words | wordpieces/word | forward ceiling (words/s) | forward GFLOP/s | arithmetic ceiling (words/s) "
-        "| spaCy, fastest (words/s) | HF pipeline, fastest (words/s) | spaCy / HF | forward ceiling / HF | arithmetic ceiling / HF |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for setting, c in result["settings"].items():
-        lines.append(
-            f"| {setting} | {c['words']:,} | {c['positions_per_word']:.2f} | {_ws(c['forward_words_per_second'])} | "
-            f"{c['forward_gflops_per_second']:.0f} | {_ws(c['arithmetic_words_per_second'])} | "
-            f"{_ws(c.get('spacy_words_per_second'))} | {_ws(c.get('hf_words_per_second'))} | {_x(c.get('spacy_over_hf'))} | "
-            f"{_x(c.get('forward_ceiling_over_hf'))} | {_x(c.get('arithmetic_ceiling_over_hf'))} |"
-        )
-    lines += [
+        reporting.markdown_table(CEILING_COLUMNS, rows),
         "",
         "Forward ceiling: words / time of the encoder's bare forward pass over every wordpiece of the texts, "
         "sorted and chunked by length (no tokenization, alignment, decoding or overlap). Arithmetic ceiling: "
@@ -370,35 +360,26 @@ def markdown_table(result: Dict[str, Any]) -> str:
 
 def plot_ceiling(result: Dict[str, Any], path: PathLike) -> None:
     """Bars per setting: the HF pipeline, spaCy, and both ceilings, words/s."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     settings = list(result["settings"])
-    fig, axes = plt.subplots(1, len(settings), figsize=(6.0 * len(settings), 3.2), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        c = result["settings"][setting]
-        bars = [
-            ("HF pipeline", c.get("hf_words_per_second"), "tab:orange"),
-            ("spaCy", c.get("spacy_words_per_second"), "tab:blue"),
-            ("forward ceiling", c["forward_words_per_second"], "tab:gray"),
-            ("arithmetic ceiling", c["arithmetic_words_per_second"], "lightgray"),
-        ]
-        bars = [bar for bar in bars if bar[1] is not None]
-        ys = list(range(len(bars)))
-        ax.barh(ys, [b[1] for b in bars], color=[b[2] for b in bars])
-        for y, (_, value, _) in zip(ys, bars):
-            ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
-        if c.get("hf_words_per_second"):
-            ax.axvline(2 * c["hf_words_per_second"], color="tab:red", linestyle="--", linewidth=1)
-            ax.text(2 * c["hf_words_per_second"], len(bars) - 0.5, " 2x HF", color="tab:red", fontsize=8, va="bottom")
-        ax.set_yticks(ys, [b[0] for b in bars], fontsize=8)
-        ax.invert_yaxis()
-        ax.set_xlim(0, max(b[1] for b in bars) * 1.3)
-        ax.set_xlabel(f"words/s ({result['dtype']}, {result['torch_threads']} threads)")
-        ax.set_title(f"{setting}: {c['positions_per_word']:.2f} wordpieces/word", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    with figure(path, ncols=len(settings), figsize=(6.0 * len(settings), 3.2), squeeze=False) as (_, axes):
+        for ax, setting in zip(axes[0], settings):
+            c = result["settings"][setting]
+            bars = [
+                ("HF pipeline", c.get("hf_words_per_second"), "tab:orange"),
+                ("spaCy", c.get("spacy_words_per_second"), "tab:blue"),
+                ("forward ceiling", c["forward_words_per_second"], "tab:gray"),
+                ("arithmetic ceiling", c["arithmetic_words_per_second"], "lightgray"),
+            ]
+            bars = [bar for bar in bars if bar[1] is not None]
+            ys = list(range(len(bars)))
+            ax.barh(ys, [b[1] for b in bars], color=[b[2] for b in bars])
+            for y, (_, value, _) in zip(ys, bars):
+                ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
+            if c.get("hf_words_per_second"):
+                ax.axvline(2 * c["hf_words_per_second"], color="tab:red", linestyle="--", linewidth=1)
+                ax.text(2 * c["hf_words_per_second"], len(bars) - 0.5, " 2x HF", color="tab:red", fontsize=8, va="bottom")
+            ax.set_yticks(ys, [b[0] for b in bars], fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xlim(0, max(b[1] for b in bars) * 1.3)
+            ax.set_xlabel(f"words/s ({result['dtype']}, {result['torch_threads']} threads)")
+            ax.set_title(f"{setting}: {c['positions_per_word']:.2f} wordpieces/word", fontsize=9)

@@ -26,9 +26,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ner_component import reporting
 from ner_component.errors import NerComponentError
 from ner_component.hardware import CACHE_ENV
-from ner_component.util import PathLike, write_json_atomic, write_text_atomic
+from ner_component.reporting import write_report
+from ner_component.util import PathLike, write_json_atomic
 
 DEFAULT_CAPACITIES = (32, 256, 1024)
 PHASES = ("pipe", "train", "train_bf16")
@@ -183,21 +185,23 @@ def measure_capacities(
     return rows
 
 
+# (result key, column, format) of the table, in order; a column shows where a row has its key
+COLUMNS = (
+    ("capacity", "capacity", "{}"),
+    ("pipe_float32_wps", "pipe float32 words/s", "{:,.0f}"),
+    ("pipe_bfloat16_wps", "pipe bfloat16 words/s", "{:,.0f}"),
+    ("train_step_s", "train step (float32) s", "{:.3f}"),
+    ("rss_mb_after_training", "RSS after training MB", "{:,.0f}"),
+    ("train_bf16_step_s", "HF bf16 autocast step s", "{:.3f}"),
+    ("peak_rss_mb", "peak RSS MB", "{:,.0f}"),
+)
+
+
 def markdown_table(rows: Sequence[Dict[str, Any]]) -> str:
-    columns = [
-        ("capacity", "capacity", "{}"),
-        ("pipe_float32_wps", "pipe float32 words/s", "{:,.0f}"),
-        ("pipe_bfloat16_wps", "pipe bfloat16 words/s", "{:,.0f}"),
-        ("train_step_s", "train step (float32) s", "{:.3f}"),
-        ("rss_mb_after_training", "RSS after training MB", "{:,.0f}"),
-        ("train_bf16_step_s", "HF bf16 autocast step s", "{:.3f}"),
-        ("peak_rss_mb", "peak RSS MB", "{:,.0f}"),
-    ]
-    present = [c for c in columns if any(c[0] in row for row in rows)]
-    lines = ["| " + " | ".join(c[1] for c in present) + " |", "|" + "---:|" * len(present)]
-    for row in rows:
-        lines.append("| " + " | ".join(c[2].format(row[c[0]]) if c[0] in row else "" for c in present) + " |")
-    return "\n".join(lines) + "\n"
+    """One row per capacity, the columns some row has."""
+    present = [c for c in COLUMNS if any(c[0] in row for row in rows)]
+    cells = [[form.format(row[key]) if key in row else "" for key, _, form in present] for row in rows]
+    return reporting.markdown_table([c[1] for c in present], cells, "r" * len(present)) + "\n"
 
 
 def run_benchmark(model: PathLike, corpus_dir: PathLike, output_dir: PathLike, name: str, **kwargs: Any) -> List[Dict[str, Any]]:
@@ -206,9 +210,8 @@ def run_benchmark(model: PathLike, corpus_dir: PathLike, output_dir: PathLike, n
 
     rows = measure_capacities(model, corpus_dir, **kwargs)
     result = {"native_bf16": cpu_has_native_bf16(), "model": str(model), "rows": rows, "settings": dict(kwargs)}
-    write_json_atomic(Path(output_dir) / f"{name}.json", result)
     table = markdown_table(rows)
-    write_text_atomic(Path(output_dir) / f"{name}.md", table)
+    write_report(output_dir, name, result, table)
     print(table)
     return rows
 

@@ -25,6 +25,8 @@ from spacy.training.iob_utils import biluo_to_iob, doc_to_biluo_tags
 from tqdm import tqdm
 
 from ner_component.errors import NerComponentError
+from ner_component.reporting import figure, per_type_table, scores_table, spacy_prf
+from ner_component.util import PathLike
 
 # Both scorers read the same predictions: precision and recall are the same counts
 # divided the same way (bit-identical); F1 may differ in its last bits only.
@@ -212,42 +214,18 @@ def crosscheck(
 
 def markdown_table(result: Dict[str, Any]) -> str:
     """The cross-check as Markdown: overall figures and the per-type table."""
-    strict, default, sp = result["seqeval_strict"], result["seqeval_default"], result["spacy"]
-    lines = [
-        "| scorer | precision | recall | F1 | token accuracy |",
-        "|---|---:|---:|---:|---:|",
-        _row("seqeval strict IOB2", strict),
-        _row("seqeval default", default),
-        f"| spaCy scorer | {100 * sp['ents_p']:.2f} | {100 * sp['ents_r']:.2f} | "
-        f"{100 * sp['ents_f']:.2f} | |",
-        "",
-        "| type | precision | recall | F1 | support |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for label, row in strict["per_type"].items():
-        lines.append(
-            f"| {label} | {100 * row['precision']:.2f} | {100 * row['recall']:.2f} | "
-            f"{100 * row['f1']:.2f} | {row['support']} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _row(name: str, scores: Dict[str, Any]) -> str:
-    return (
-        f"| {name} | {100 * scores['precision']:.2f} | {100 * scores['recall']:.2f} | "
-        f"{100 * scores['f1']:.2f} | {100 * scores['accuracy']:.2f} |"
+    overall = scores_table(
+        [
+            ("seqeval strict IOB2", result["seqeval_strict"]),
+            ("seqeval default", result["seqeval_default"]),
+            ("spaCy scorer", spacy_prf(result["spacy"])),
+        ]
     )
+    return f"{overall}\n\n{per_type_table(result['seqeval_strict']['per_type'])}\n"
 
 
-def plot_per_type(result: Dict[str, Any], path: Any, title: str = "") -> None:
+def plot_per_type(result: Dict[str, Any], path: PathLike, title: str = "") -> None:
     """A bar chart of per-type F1, seqeval strict beside spaCy, saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ner_component.util import atomic_path
-
     labels = list(result["seqeval_strict"]["per_type"])
     seq = [100 * result["seqeval_strict"]["per_type"][lb]["f1"] for lb in labels]
     spc = [100 * (result["spacy"]["ents_per_type"].get(lb, {}).get("f") or 0.0) for lb in labels]
@@ -255,17 +233,13 @@ def plot_per_type(result: Dict[str, Any], path: Any, title: str = "") -> None:
     seq.append(100 * result["seqeval_strict"]["f1"])
     spc.append(100 * result["spacy"]["ents_f"])
     xs = range(len(labels))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar([x - 0.2 for x in xs], seq, width=0.4, label="seqeval strict IOB2")
-    ax.bar([x + 0.2 for x in xs], spc, width=0.4, label="spaCy scorer")
-    for x, value in zip(xs, seq):
-        ax.text(x - 0.2, value + 1, f"{value:.1f}", ha="center", fontsize=8)
-    ax.set_xticks(list(xs), labels)
-    ax.set_ylabel("F1 (test)")
-    ax.set_ylim(0, 105)
-    ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    with figure(path, figsize=(6, 3.5)) as (_, ax):
+        ax.bar([x - 0.2 for x in xs], seq, width=0.4, label="seqeval strict IOB2")
+        ax.bar([x + 0.2 for x in xs], spc, width=0.4, label="spaCy scorer")
+        for x, value in zip(xs, seq):
+            ax.text(x - 0.2, value + 1, f"{value:.1f}", ha="center", fontsize=8)
+        ax.set_xticks(list(xs), labels)
+        ax.set_ylabel("F1 (test)")
+        ax.set_ylim(0, 105)
+        ax.set_title(title)
+        ax.legend(loc="lower right", fontsize=8)

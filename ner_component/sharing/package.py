@@ -16,13 +16,14 @@ import tempfile
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from wasabi import msg
 
 from ner_component.backbones import OFFLINE_HUB_IDS
 from ner_component.errors import NerComponentError
+from ner_component.reporting import markdown_table, per_type_table, scores_table
 from ner_component.util import PathLike, read_json
 
 if TYPE_CHECKING:
@@ -150,12 +151,26 @@ def model_card(
         ],
         widget=[{"text": text} for text in examples],
     )
-    per_type = "\n".join(
-        f"| {label} | {100 * row['precision']:.2f} | {100 * row['recall']:.2f} | "
-        f"{100 * row['f1']:.2f} | {row['support']} |"
-        for label, row in strict["per_type"].items()
+    facts = _key_value_table(
+        [
+            ("Package", f"`{package}` {meta['version']}"),
+            ("spaCy", f"`{meta.get('spacy_version', '')}`"),
+            ("Backbone", f"`{base_model}`" if base_model else "a local model folder (see config.cfg)"),
+            ("Labels", ", ".join(meta.get("labels", {}).get("ner", []) or strict["per_type"].keys())),
+            ("Training data", f"WikiANN `{lang}` train split (dev split for model selection)"),
+            ("License", f"{meta.get('license', 'unknown')} (data: {WIKIANN_SOURCE['license']})"),
+        ]
     )
-    versions = "\n".join(f"| {name} | {value} |" for name, value in framework_versions().items())
+    training = _key_value_table(
+        [
+            ("Config", f"`{info.get('config', 'config.cfg')}` (full config in the package: `config.cfg`)"),
+            ("Overrides", f"`{json.dumps(info.get('overrides', {}))}`"),
+            ("Training time", f"{info.get('train_seconds', 'unknown')} s on {info.get('hardware', 'unknown hardware')}"),
+        ]
+    )
+    scores = scores_table([("seqeval strict IOB2", strict), ("seqeval default", default)])
+    per_type = per_type_table(strict["per_type"])
+    versions = _key_value_table(list(framework_versions().items()))
     curve_section = (
         f"\n![Dev F1 and training loss against steps and training minutes]({curve})\n" if curve else ""
     )
@@ -166,14 +181,7 @@ Named-entity recognition (PER, ORG, LOC) for WikiANN language `{lang}`: a spaCy
 pipeline `{meta.get('pipeline')}` on a transformer backbone, trained on the WikiANN
 train split and evaluated on its test split ({result['n_docs']} sentences).
 
-| | |
-|---|---|
-| Package | `{package}` {meta['version']} |
-| spaCy | `{meta.get('spacy_version', '')}` |
-| Backbone | {f'`{base_model}`' if base_model else 'a local model folder (see config.cfg)'} |
-| Labels | {', '.join(meta.get('labels', {}).get('ner', []) or strict['per_type'].keys())} |
-| Training data | WikiANN `{lang}` train split (dev split for model selection) |
-| License | {meta.get('license', 'unknown')} (data: {WIKIANN_SOURCE['license']}) |
+{facts}
 
 ## Use
 
@@ -196,29 +204,18 @@ for doc in nlp.pipe(texts, batch_size=256):
 Scored on WikiANN's own tokens with seqeval in strict IOB2 mode (exact spans; the
 same figures as spaCy's scorer, checked at build time) and in seqeval's default mode.
 
-| scorer | precision | recall | F1 | token accuracy |
-|---|---:|---:|---:|---:|
-| seqeval strict IOB2 | {100 * strict['precision']:.2f} | {100 * strict['recall']:.2f} | {100 * strict['f1']:.2f} | {100 * strict['accuracy']:.2f} |
-| seqeval default | {100 * default['precision']:.2f} | {100 * default['recall']:.2f} | {100 * default['f1']:.2f} | {100 * default['accuracy']:.2f} |
+{scores}
 
-| type | precision | recall | F1 | support |
-|---|---:|---:|---:|---:|
 {per_type}
 
 ## Training
 
-| | |
-|---|---|
-| Config | `{info.get('config', 'config.cfg')}` (full config in the package: `config.cfg`) |
-| Overrides | `{json.dumps(info.get('overrides', {}))}` |
-| Training time | {info.get('train_seconds', 'unknown')} s on {info.get('hardware', 'unknown hardware')} |
+{training}
 {curve_section}
 Built with the `wikiann-ner` spaCy project (`spacy project run all`).
 
 ## Framework versions
 
-| | |
-|---|---|
 {versions}
 
 ## Data
@@ -236,6 +233,11 @@ the training labels and the test figures.
 </details>
 """
     return ModelCard.from_template(card_data, template_str=CARD_TEMPLATE, body=body)
+
+
+def _key_value_table(rows: List[Tuple[str, Any]]) -> str:
+    """A two-column table without a header: a name and its value per row."""
+    return markdown_table(["", ""], rows, align="ll")
 
 
 def portable_config(config_path: PathLike, transformer: Optional[str]) -> None:

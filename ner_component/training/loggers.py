@@ -23,7 +23,6 @@ prints "Aborting and saving the final best model" with this exception's message;
 import json
 import sys
 from pathlib import Path
-from timeit import default_timer as timer
 from typing import (
     IO,
     TYPE_CHECKING,
@@ -39,6 +38,8 @@ from typing import (
 
 from spacy.training.loggers import console_logger_v3
 from spacy.util import registry
+
+from ner_component.training.clock import BudgetClock
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -134,12 +135,9 @@ class TrainingClock:
         }
         self.rows: List[Dict[str, Any]] = []
         self.step_index = -1
-        self.words = 0
         self.epoch = 0
-        self.paused = 0.0  # seconds of evaluation and checkpoint saving
-        self.eval_total = 0.0
-        self.checkpoint_total = 0.0
-        self.train_seconds = 0.0
+        # training time without evaluation and checkpoint saving, words, the budget
+        self.clock = BudgetClock(budget_seconds)
         self.last_eval: Optional[Tuple[float, float]] = None  # (start, end) of the latest
         self.dev_examples: Optional[List["Example"]] = None
         self.stopped_by_budget = False
@@ -151,18 +149,28 @@ class TrainingClock:
         self._update = nlp.update
         nlp.evaluate = self._timed_evaluate  # type: ignore[method-assign]
         nlp.update = self._counted_update  # type: ignore[method-assign]
-        self.start = timer()
+        self.clock.start()
+
+    @property
+    def words(self) -> int:
+        """Words trained on so far."""
+        return self.clock.words
+
+    @property
+    def train_seconds(self) -> float:
+        """Training seconds as of the latest step, evaluation and checkpoints excluded."""
+        return self.clock.train_seconds
 
     def _timed_evaluate(self, examples: Iterable["Example"], **kwargs: Any) -> Dict[str, Any]:
-        start = timer()
+        start = self.clock.now()
         self.dev_examples = list(examples)  # Language.evaluate copies them
         scores = self._evaluate(self.dev_examples, **kwargs)
-        self.last_eval = (start, timer())
+        self.last_eval = (start, self.clock.now())
         return scores
 
     def _counted_update(self, examples: Iterable["Example"], *args: Any, **kwargs: Any) -> Any:
         examples = list(examples)
-        self.words += sum(len(eg) for eg in examples)  # as spaCy's own info["words"]
+        self.clock.add_words(sum(len(eg) for eg in examples))  # as spaCy's own info["words"]
         return self._update(examples, *args, **kwargs)
 
     def step(self, info: Optional[Dict[str, Any]]) -> Optional[str]:
@@ -172,11 +180,11 @@ class TrainingClock:
         info (Optional[Dict[str, Any]]): spaCy's step info, or None.
         RETURNS (Optional[str]): The reason to stop training, or None to go on.
         """
-        now = timer()
+        now = self.clock.now()
         self.step_index += 1
         row: Optional[Dict[str, Any]] = None
         if info is None:
-            self.train_seconds = now - self.start - self.paused
+            self.clock.tick(now)
         else:
             self.epoch = info["epoch"]
             eval_seconds = checkpoint_seconds = 0.0
@@ -185,13 +193,14 @@ class TrainingClock:
                 eval_seconds = eval_end - eval_start
                 checkpoint_seconds = now - eval_end  # update_meta and save_checkpoint
                 self.last_eval = None
-            self._pause(eval_seconds, checkpoint_seconds)
-            self.train_seconds = now - self.start - self.paused
+            self.clock.pause(eval_seconds, "eval")
+            self.clock.pause(checkpoint_seconds, "checkpoint")
+            self.clock.tick(now)
             scores = info.get("other_scores") or {}
             row = self._row(
                 info["step"], info["score"], scores, eval_seconds, checkpoint_seconds, "spacy", info.get("losses")
             )
-        over_budget = self.budget_seconds is not None and self.train_seconds >= self.budget_seconds
+        over_budget = self.clock.exhausted
         at_max_steps = bool(self.max_steps) and self.step_index >= self.max_steps
         if row is not None:
             row["final"] = over_budget or at_max_steps
@@ -207,18 +216,11 @@ class TrainingClock:
             "stopping with model-best and model-last saved"
         )
 
-    def _pause(self, eval_seconds: float, checkpoint_seconds: float) -> None:
-        self.paused += eval_seconds + checkpoint_seconds
-        self.eval_total += eval_seconds
-        self.checkpoint_total += checkpoint_seconds
-
     def _evaluate_final(self) -> None:
         if self.dev_examples is None:
             return
-        start = timer()
-        scores = self._evaluate(self.dev_examples)
-        seconds = timer() - start
-        self._pause(seconds, 0.0)
+        dev_examples = self.dev_examples
+        scores, seconds = self.clock.run_paused(lambda: self._evaluate(dev_examples), "eval")
         numeric = {k: v for k, v in scores.items() if isinstance(v, (int, float))}
         score = sum(numeric.get(k, 0.0) * w for k, w in self.score_weights.items())
         row = self._row(self.step_index, score, scores, seconds, 0.0, "final")
@@ -269,16 +271,15 @@ class TrainingClock:
 
     def summary(self) -> Dict[str, Any]:
         """The totals: training seconds (evaluation excluded), words, words/s, steps."""
-        seconds = self.train_seconds
         return {
             "event": "end",
             "steps": self.step_index + 1,
             "epoch": self.epoch,
             "words": self.words,
-            "train_seconds": round(seconds, 2),
-            "words_per_second": round(self.words / seconds, 1) if seconds > 0 else None,
-            "eval_seconds": round(self.eval_total, 2),
-            "checkpoint_seconds": round(self.checkpoint_total, 2),
+            "train_seconds": round(self.train_seconds, 2),
+            "words_per_second": self.clock.words_per_second(),
+            "eval_seconds": round(self.clock.paused_seconds("eval"), 2),
+            "checkpoint_seconds": round(self.clock.paused_seconds("checkpoint"), 2),
             "evaluations": len(self.rows),
             "budget_seconds": self.budget_seconds,
             "stopped_by_budget": self.stopped_by_budget,

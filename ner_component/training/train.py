@@ -2,7 +2,6 @@
 import difflib
 import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -16,7 +15,7 @@ from wasabi import msg
 
 from ner_component.backbones import config_transformer, resolve_transformer
 from ner_component.errors import NerComponentError
-from ner_component.hardware import CACHE_ENV, bound_kernel_caches, require_device
+from ner_component.hardware import CACHE_ENV, bound_kernel_caches, describe, require_device
 from ner_component.training.loggers import TrainingBudgetExhausted
 from ner_component.training.tracking import (
     LOG_FILE,
@@ -125,7 +124,7 @@ def train(
         "train_seconds": round(seconds, 1),
         "stopped_by_budget": stopped_by_budget,
         "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
-        "hardware": _hardware(gpu_id),
+        "hardware": describe(gpu_id),
         "kernel_cache_capacity": {name: os.environ.get(name) for name in CACHE_ENV},
         "log": str(log_path),
         "logger": logger,
@@ -193,17 +192,6 @@ def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any]) -> Non
             f"training.max_steps ({max_steps}) is not a multiple of training.eval_frequency "
             f"({frequency}): the last {max_steps % frequency} steps can't become model-best"
         )
-
-
-def _hardware(gpu_id: int) -> str:
-    import os
-
-    if gpu_id >= 0:
-        import torch
-
-        return torch.cuda.get_device_name(gpu_id)
-    cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} CPU cores ({cpu})"
 
 
 def check_config_sections(config_path: PathLike, overrides: Dict[str, Any]) -> None:

@@ -91,6 +91,7 @@ def test_run_ceiling_on_a_tiny_bert(tiny_bert: Path, test_corpus: Path, tmp_path
         assert c["forward_ceiling_over_hf"] == pytest.approx(c["forward_words_per_second"] / 150.0)
     table = (tmp_path / "out" / "tiny.md").read_text()
     assert "| documents | 39 |" in table and "2.00x" in table
+    assert f"PyTorch threads; {result['machine']['hardware']}. " in table  # the CPU's kind
 
 
 def test_run_ceiling_rejects_other_texts_and_bad_json(tiny_bert: Path, test_corpus: Path, tmp_path: Path, capsys) -> None:

@@ -299,10 +299,10 @@ def test_benchmark_side_by_side(tmp_path, tiny_bert, tiny_wikiann):
 
 
 def test_push_to_hub_without_token_stops_in_one_line(monkeypatch, capsys):
-    from ner_component.benchmarks import hf_recipe
+    from ner_component.benchmarks.hf_recipe import check_hub_token
 
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     with pytest.raises(NerComponentError) as exc:
-        hf_recipe._check_hub_token()
+        check_hub_token()
     err = str(exc.value)
     assert len(err.splitlines()) == 1 and "HF_TOKEN" in err and "push_to_hub = false" in err

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from ner_component.benchmarks.throughput import (
-    HF_LABELS,
     agreement,
     build_random_token_classifier,
     entity_set,
@@ -18,6 +17,7 @@ from ner_component.benchmarks.throughput import (
     sentence_gold,
     sentence_texts,
 )
+from ner_component.data.wikiann import TAGS
 from ner_component.runtime.transformer import DEFAULT_PREDICT_TOKEN_BUDGET
 from tests.pipelines import build_transformer_pipeline, write_benchmark_corpus
 from tests.util import ROOT
@@ -66,7 +66,7 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     model = build_transformer_pipeline(tiny_bert, tmp_path / "spacy_model")
     hf_model = build_random_token_classifier(tmp_path / "hf_model", tiny_bert, tiny=True)
     config = json.loads((hf_model / "config.json").read_text())
-    assert [config["id2label"][str(i)] for i in range(len(HF_LABELS))] == list(HF_LABELS)
+    assert [config["id2label"][str(i)] for i in range(len(TAGS))] == list(TAGS)
     result = run_benchmark(
         str(model), test_corpus, hf_model, tmp_path / "metrics", "tiny",
         batch_sizes=[4], n_processes=[1, 2], hf_batch_sizes=[2], torch_threads=2, limit=8, join=3,
@@ -102,11 +102,16 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     # 8 sentences: 2, 2, 0, 2, 2, 0, 2, 2 entities; joined documents keep all of them
     assert saved["settings"]["sentences"]["gold_entities"] == saved["settings"]["documents"]["gold_entities"] == 12
     assert result["settings"] == saved["settings"]
+    # the machine: the CPU's kind (ner_component.hardware.describe) and the libraries
+    machine = saved["machine"]
+    assert machine["hardware"].startswith(f"{machine['cpu_count']} CPU cores (") and machine["memory_gb"] > 0
+    assert {"cpu", "cpu_native_bf16", "python", "spacy", "torch", "transformers"} <= set(machine)
+    assert f"Machine: {machine['hardware']}, {machine['memory_gb']} GB." in table
 
 
 def test_dtype_requests_that_compute_alike_run_once(monkeypatch) -> None:
     import ner_component.runtime.transformer as module
-    from ner_component.benchmarks.throughput import _distinct_dtypes
+    from ner_component.benchmarks.throughput.benchmark import _distinct_dtypes
 
     monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
     assert _distinct_dtypes(["float32", "auto", None, "bfloat16"]) == ["float32", None, "bfloat16"]
@@ -123,3 +128,15 @@ def test_cli_rejects_a_folder_without_a_model(test_corpus: Path, tmp_path: Path)
     assert proc.returncode == 1
     assert "is not a Hugging Face model folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_runs_process_loads_no_spacy_before_its_engine() -> None:
+    """What a run's process imports first (`runner.CHILD_CODE`) loads neither spaCy
+    nor the HF recipe's dependencies: a Hugging Face run's memory and start-up are
+    its own."""
+    code = (
+        "import sys; import ner_component.benchmarks.throughput.engines; "
+        "print(sorted(m for m in ('spacy', 'thinc', 'seqeval', 'torch', 'transformers') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.strip() == "[]"

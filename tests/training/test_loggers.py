@@ -13,6 +13,7 @@ from spacy.tokens import Doc, DocBin
 from spacy.util import registry
 from spacy.vocab import Vocab
 
+from ner_component.hardware import describe
 from ner_component.training.loggers import (
     TrainingBudgetExhausted,
     TrainingClock,
@@ -63,7 +64,10 @@ def test_budget_stops_training_and_keeps_both_models(tiny_setup):
     info = run(tiny_setup, "budget", max_steps=100000, **{"logger.budget_seconds": 1.0})
     output = tiny_setup / "budget"
     assert info["stopped_by_budget"] is True
-    assert json.loads((output / TRAIN_INFO).read_text())["stopped_by_budget"] is True
+    saved = json.loads((output / TRAIN_INFO).read_text())
+    assert saved["stopped_by_budget"] is True
+    # the CPU kind, as every report names it (ner_component.hardware.describe)
+    assert saved["hardware"] == describe(-1) and "CPU cores (" in saved["hardware"]
     for name in ("model-best", "model-last"):
         nlp = spacy.load(output / name)
         assert nlp.pipe_names == ["tok2vec", "ner"]
@@ -119,4 +123,5 @@ def test_budget_message_names_the_budget(tmp_path):
     reason = clock.step(None)
     clock.close()
     assert reason is not None and "budget 1e-09 s" in reason
+    assert clock.summary()["stopped_by_budget"] is True and clock.clock.exhausted
     assert issubclass(TrainingBudgetExhausted, Exception)
