@@ -34,10 +34,10 @@ Training steps are never chunked.
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from spacy.tokens import Doc
-from spacy.util import registry
+from spacy.util import SimpleFrozenDict, registry
 from thinc.api import Model
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,12 @@ def _autocast_shim_class() -> type:
 
     class CpuAutocastHFShim(HFShim):
         """HFShim whose predict runs under CPU bfloat16 autocast when asked, on
-        spans chunked by length (`predict_token_budget`)."""
+        spans chunked by length (`predict_token_budget`).
+
+        It overrides `predict` only and keeps its two settings in attributes with
+        class-level defaults: no `__init__` and no other state of its own, so that
+        `_shim` may turn an HFShim that already exists into one (see there).
+        """
 
         cpu_inference_dtype: str = "float32"
         predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET
@@ -234,9 +239,24 @@ def _outputs_to_float32(outputs: Any) -> Any:
 
 
 def _shim(model: Model) -> Any:
+    """The shim of a TransformerModel, as a `CpuAutocastHFShim`.
+
+    `ner_component.TransformerModel.v1` builds its shim as one (`_build_transformer_model`).
+    A pipeline built with spacy-transformers' own architecture
+    (`spacy-transformers.TransformerModel.v3`, which `apply_cpu_inference_dtype`
+    and `apply_predict_token_budget` accept too) has a plain HFShim: its
+    `HFWrapper` (spacy_transformers/layers/hf_wrapper.py) constructs `HFShim(...)`
+    itself and takes no shim class. That shim already holds the loaded weights, the
+    tokenizer, the grad scaler and the `id` that keys its optimizer state, and is
+    what `model.from_bytes` fills in place; building a new one would mean copying
+    PyTorchShim's private state over by hand. So this one object gets the
+    subclass's class: safe because the subclass adds methods and class-level
+    defaults only, no instance state (a test holds it to that).
+    """
     shim = model.layers[0].shims[0]
-    if not isinstance(shim, _autocast_shim_class()):
-        shim.__class__ = _autocast_shim_class()
+    shim_class = _autocast_shim_class()
+    if not isinstance(shim, shim_class):
+        shim.__class__ = shim_class
     return shim
 
 
@@ -265,10 +285,10 @@ def set_cpu_inference_dtype(model: Model, setting: str) -> str:
 def create_transformer_model(
     name: str,
     get_spans: Callable[[List[Doc]], Any],
-    tokenizer_config: dict = {},
-    transformer_config: dict = {},
+    tokenizer_config: Dict[str, Any] = SimpleFrozenDict(),
+    transformer_config: Dict[str, Any] = SimpleFrozenDict(),
     mixed_precision: bool = False,
-    grad_scaler_config: dict = {},
+    grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
     cpu_inference_dtype: str = "auto",
     predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET,
 ) -> Model:
@@ -278,21 +298,44 @@ def create_transformer_model(
     cpu_inference_dtype (str): "auto", "float32" or "bfloat16"; see the module docstring.
     predict_token_budget (int): padded positions per forward pass in prediction, spans
         sorted by length; 0 for one padded pass per batch. See the module docstring.
-    The other arguments are TransformerModel.v3's.
+    The other arguments are TransformerModel.v3's. spacy-transformers writes into
+    its config dicts (`grad_scaler_config["enabled"]` in HFShim,
+    `trf_config["return_dict"]` in `huggingface_from_pretrained`), so it gets
+    copies: the frozen defaults and the caller's dicts stay as they are.
     """
-    from spacy_transformers.layers import TransformerModel
-
-    model = TransformerModel(
-        name,
-        get_spans,
-        tokenizer_config,
-        transformer_config,
-        mixed_precision,
-        grad_scaler_config,
+    model = _build_transformer_model(
+        name, get_spans, dict(tokenizer_config), dict(transformer_config), mixed_precision, dict(grad_scaler_config)
     )
     resolved = set_cpu_inference_dtype(model, cpu_inference_dtype)
     set_predict_token_budget(model, predict_token_budget)
     logger.debug("Transformer prediction on CPU in %s (setting %r)", resolved, cpu_inference_dtype)
+    return model
+
+
+def _build_transformer_model(
+    name: str,
+    get_spans: Callable[[List[Doc]], Any],
+    tokenizer_config: Dict[str, Any],
+    transformer_config: Dict[str, Any],
+    mixed_precision: bool,
+    grad_scaler_config: Dict[str, Any],
+) -> Model:
+    """spacy-transformers' TransformerModel with a `CpuAutocastHFShim` as its shim,
+    constructed from the same arguments as the HFShim it replaces, before anything
+    has used or loaded that one. Loading fills this shim in place
+    (`Model.from_bytes` calls each shim's `from_bytes`, which HFShim implements by
+    setting its own attributes), so it stays a `CpuAutocastHFShim`.
+    """
+    from spacy_transformers.data_classes import HFObjects
+    from spacy_transformers.layers import TransformerModel
+
+    model = TransformerModel(name, get_spans, tokenizer_config, transformer_config, mixed_precision, dict(grad_scaler_config))
+    # As TransformerModel.__init__ builds them: the tokenizer and transformer come in `initialize` or loading.
+    hf_objects = HFObjects(None, None, None, tokenizer_config, transformer_config)
+    # HFWrapper takes no shim class (spacy_transformers/layers/hf_wrapper.py): replace its shim.
+    model.layers[0].shims[0] = _autocast_shim_class()(
+        hf_objects, mixed_precision=mixed_precision, grad_scaler_config=grad_scaler_config
+    )
     return model
 
 

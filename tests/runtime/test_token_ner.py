@@ -1,6 +1,9 @@
 """Tests of the token-classification NER component (`ner_component.runtime.token_ner`)."""
-import itertools
+import ast
+import inspect
 import math
+import shutil
+from itertools import islice
 from typing import Any, Dict, List, Tuple
 
 import numpy
@@ -10,17 +13,12 @@ from spacy.language import Language
 from spacy.tokens import DocBin, Span
 from spacy.training import Example
 from spacy.util import registry
-from thinc.api import SGD
+from thinc.api import SGD, Adam, Model, Optimizer
 
-from ner_component.runtime.token_ner import (
-    LR_SCALE_ATTR,
-    TokenNER,
-    iob_constraints,
-    iob_tags,
-    span_confidences,
-    tags_to_spans,
-    viterbi_decode,
-)
+from ner_component.runtime import RUNTIME_MODULES, token_ner
+from ner_component.runtime.iob import iob_constraints, iob_tags
+from ner_component.runtime.token_classifier import LR_SCALE_ATTR
+from ner_component.runtime.token_ner import TokenNER, finish_update_with_lr_scale
 from tests.util import ROOT, TRAIN_DATA, make_examples, make_transformer_nlp
 
 LABELS = ["LOC", "ORG", "PER"]
@@ -37,14 +35,10 @@ TINY_TOK2VEC: Dict[str, Any] = {
 }
 
 
-def probs_to_log(probs: List[List[float]]) -> numpy.ndarray:
-    return numpy.log(numpy.asarray(probs, dtype="float64"))
-
-
-def one_hot_row(tag: str, p: float) -> List[float]:
-    """A probability row: `p` on `tag`, the rest spread evenly."""
-    rest = (1.0 - p) / (len(TAGS) - 1)
-    return [p if t == tag else rest for t in TAGS]
+def obeys_iob2(tag_ids: numpy.ndarray) -> bool:
+    allowed_start, allowed = iob_constraints(TAGS)
+    ids = [int(i) for i in tag_ids]
+    return not ids or (allowed_start[ids[0]] and all(allowed[a, b] for a, b in zip(ids, ids[1:])))
 
 
 def make_nlp(lr_scale: float = 1.0, seed: int = 0) -> Language:
@@ -70,110 +64,6 @@ def trained_nlp() -> Language:
 
 def predictions(nlp: Language, texts: List[str]) -> List[List[Tuple[int, int, str, float]]]:
     return [[(e.start, e.end, e.label_, e._.confidence) for e in doc.ents] for doc in nlp.pipe(texts)]
-
-
-# ------------------------------------------------------------------------ decoding
-
-
-def is_valid_iob2(tag_ids: numpy.ndarray) -> bool:
-    prev = "O"
-    for tag_id in tag_ids:
-        tag = TAGS[int(tag_id)]
-        if tag.startswith("I-") and prev[2:] != tag[2:]:
-            return False
-        prev = tag
-    return True
-
-
-def test_iob_constraints():
-    allowed_start, allowed = iob_constraints(TAGS)
-    assert [TAGS[i] for i in numpy.flatnonzero(~allowed_start)] == ["I-LOC", "I-ORG", "I-PER"]
-    i_per = TAGS.index("I-PER")
-    assert [TAGS[i] for i in numpy.flatnonzero(allowed[:, i_per])] == ["B-PER", "I-PER"]
-    assert allowed[TAGS.index("I-LOC"), TAGS.index("O")]
-    assert allowed[TAGS.index("B-ORG"), TAGS.index("B-PER")]
-
-
-def test_iob_constraints_reject_bad_tag():
-    with pytest.raises(ValueError, match="'X-PER'"):
-        iob_constraints(["O", "X-PER"])
-
-
-def test_viterbi_never_starts_an_entity_with_i():
-    # greedy argmax reads "O I-PER": an invalid sequence
-    probs = [one_hot_row("O", 0.9), one_hot_row("I-PER", 0.6)]
-    greedy = probs_to_log(probs).argmax(axis=1)
-    assert [TAGS[i] for i in greedy] == ["O", "I-PER"]
-    (best,) = viterbi_decode([probs_to_log(probs)], *iob_constraints(TAGS))
-    assert is_valid_iob2(best)
-    # the best valid reading: the second token begins a PER entity or is outside
-    assert [TAGS[i] for i in best] in (["O", "O"], ["O", "B-PER"])
-
-
-def test_viterbi_repairs_type_switch():
-    # greedy: B-PER I-ORG; valid choices: B-PER I-PER or B-ORG I-ORG etc.
-    probs = [one_hot_row("B-PER", 0.8), one_hot_row("I-ORG", 0.5)]
-    (best,) = viterbi_decode([probs_to_log(probs)], *iob_constraints(TAGS))
-    assert is_valid_iob2(best)
-    assert [TAGS[i] for i in best] == ["B-PER", "O"]
-
-
-def test_viterbi_matches_brute_force_on_random_batches():
-    rng = numpy.random.default_rng(0)
-    allowed_start, allowed = iob_constraints(TAGS)
-    lengths = [0, 1, 2, 3, 4, 5]
-    log_probs = []
-    for n in lengths:
-        logits = rng.normal(size=(n, len(TAGS))) * 3
-        log_probs.append(logits - numpy.log(numpy.exp(logits).sum(axis=1, keepdims=True)))
-    decoded = viterbi_decode(log_probs, allowed_start, allowed)
-    for lp, best in zip(log_probs, decoded):
-        assert len(best) == len(lp)
-        assert is_valid_iob2(best)
-        if len(lp) == 0:
-            continue
-        valid = [s for s in itertools.product(range(len(TAGS)), repeat=len(lp)) if is_valid_iob2(numpy.array(s))]
-        brute = max(valid, key=lambda s: lp[numpy.arange(len(lp)), list(s)].sum())
-        assert math.isclose(lp[numpy.arange(len(lp)), best].sum(), lp[numpy.arange(len(lp)), list(brute)].sum())
-
-
-def test_viterbi_rejects_bad_shape():
-    with pytest.raises(ValueError, match=r"log_probs\[0\] has shape \(2, 3\)"):
-        viterbi_decode([numpy.zeros((2, 3))], *iob_constraints(TAGS))
-
-
-def test_tags_to_spans():
-    ids = [TAGS.index(t) for t in ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC", "B-ORG"]]
-    assert tags_to_spans(numpy.array(ids), TAGS) == [(0, 2, "PER"), (3, 4, "LOC"), (4, 6, "LOC"), (6, 7, "ORG")]
-
-
-# ---------------------------------------------------------------------- confidence
-
-
-def test_span_confidences_hand_made():
-    probs = numpy.asarray(
-        [
-            one_hot_row("B-PER", 0.99),
-            one_hot_row("I-PER", 0.98),
-            one_hot_row("O", 0.99),
-            one_hot_row("B-LOC", 0.55),
-            one_hot_row("I-LOC", 0.5),
-        ]
-    )
-    spans = [(0, 2, "PER"), (3, 5, "LOC")]
-    confident, doubtful = span_confidences(probs, spans, TAGS)
-    i_per = TAGS.index("I-PER")
-    assert math.isclose(confident, 0.99 * 0.98 * (1 - probs[2, i_per]))
-    assert math.isclose(doubtful, 0.55 * 0.5)
-    assert 0.0 <= doubtful < confident <= 1.0
-
-
-def test_confidence_lowered_by_a_doubtful_boundary():
-    sure_end = numpy.asarray([one_hot_row("B-ORG", 0.9), one_hot_row("O", 0.9)])
-    runs_on = numpy.asarray([one_hot_row("B-ORG", 0.9), one_hot_row("I-ORG", 0.45)])
-    (a,) = span_confidences(sure_end, [(0, 1, "ORG")], TAGS)
-    (b,) = span_confidences(runs_on, [(0, 1, "ORG")], TAGS)
-    assert b < a
 
 
 def test_confidences_on_predicted_entities(trained_nlp):
@@ -250,7 +140,7 @@ def test_decoded_spans_valid_even_untrained():
     docs = [nlp.make_doc(text) for text, _ in TRAIN_DATA] + [nlp.make_doc("")]
     tag_ids, probs = ner.predict(docs)
     assert [len(t) for t in tag_ids] == [len(d) for d in docs]
-    assert all(is_valid_iob2(t) for t in tag_ids)
+    assert all(obeys_iob2(t) for t in tag_ids)
     ner.set_annotations(docs, (tag_ids, probs))
     assert docs[-1].ents == ()
 
@@ -290,6 +180,150 @@ def test_loss_ignores_unknown_tokens():
     assert math.isclose(loss, float(expected), rel_tol=1e-5)
 
 
+# The loss as token_ner computed it before it used thinc's (commit 57e9b4c): the
+# reference that thinc's gradient and the reported cross-entropy must reproduce.
+def gold_ids_before(ner: TokenNER, eg: Example) -> numpy.ndarray:
+    index = {tag: i for i, tag in enumerate(ner.tags)}
+    ids = numpy.full((len(eg.predicted),), -1, dtype="int64")
+    for i, biluo in enumerate(eg.get_aligned_ner()):
+        if biluo is None or biluo in ("", "-"):
+            continue
+        if biluo == "O":
+            ids[i] = index["O"]
+            continue
+        prefix, _, label = biluo.partition("-")
+        ids[i] = index.get(f"{'B' if prefix in ('B', 'U') else 'I'}-{label}", -1)
+    return ids
+
+
+def one_hot_before(ner: TokenNER, gold: numpy.ndarray) -> numpy.ndarray:
+    truth = numpy.zeros((len(gold), len(ner.tags)), dtype="float32")
+    known = gold >= 0
+    truth[numpy.arange(len(gold))[known], gold[known]] = 1.0
+    return truth
+
+
+def get_loss_before(ner: TokenNER, examples: List[Example], scores: List[numpy.ndarray]):
+    ops = ner.model.ops
+    loss = 0.0
+    d_scores = []
+    for eg, probs in zip(examples, scores):
+        gold = gold_ids_before(ner, eg)
+        known = gold >= 0
+        truth = one_hot_before(ner, gold)
+        d_scores.append(ops.asarray2f(ops.to_numpy(probs) - truth) * ops.asarray2f(known[:, None].astype("float32")))
+        p_gold = ops.to_numpy(probs)[numpy.arange(len(gold))[known], gold[known]]
+        loss += float(-numpy.log(numpy.maximum(p_gold, 1e-12)).sum())
+    return loss, d_scores
+
+
+def initialize_before(ner: TokenNER, get_examples, *, nlp=None, labels=None) -> None:
+    for label in sorted({ent.label_ for eg in get_examples() for ent in eg.reference.ents}):
+        ner.add_label(label)
+    docs, truths = [], []
+    for eg in islice(get_examples(), 10):
+        docs.append(eg.predicted)
+        truths.append(ner.model.ops.asarray2f(one_hot_before(ner, gold_ids_before(ner, eg))))
+    ner.model.initialize(X=docs, Y=truths)
+
+
+def mixed_batch(nlp: Language) -> List[Example]:
+    """Known tags, an unknown one ("-"), a label the component lacks (MISC), an
+    empty doc and a misaligned gold tokenization."""
+    examples = make_examples(nlp)
+    examples.append(Example.from_dict(nlp.make_doc("Paris is nice"), {"entities": ["U-LOC", "-", "O"]}))
+    examples.append(Example.from_dict(nlp.make_doc("Acme Corp won"), {"entities": ["B-MISC", "L-MISC", "O"]}))
+    examples.append(Example.from_dict(nlp.make_doc(""), {"entities": []}))
+    # one predicted token over two gold ones of different tags: aligned to None
+    misaligned = {"words": ["New", "York", "is", "big"], "entities": ["O", "U-LOC", "O", "O"]}
+    examples.append(Example.from_dict(nlp.make_doc("NewYork is big"), misaligned))
+    assert examples[-1].get_aligned_ner()[0] is None
+    return examples
+
+
+def test_loss_and_gradient_as_before_thinc(trained_nlp):
+    """thinc's SequenceCategoricalCrossentropy gives the same gradient to the bit,
+    and the reported cross-entropy is the same number, on a trained model's
+    (uneven) probabilities."""
+    ner = trained_nlp.get_pipe("ner")
+    examples = mixed_batch(trained_nlp)
+    probs = ner.model.predict([eg.predicted for eg in examples])
+    loss, d_scores = ner.get_loss(examples, probs)
+    loss_before, d_before = get_loss_before(ner, examples, probs)
+    assert loss == loss_before
+    assert len(d_scores) == len(d_before)
+    for d, ref in zip(d_scores, d_before):
+        assert d.dtype == ref.dtype == numpy.float32 and d.shape == ref.shape
+        numpy.testing.assert_array_equal(d, ref)
+    unknown = examples[len(TRAIN_DATA)]
+    assert not d_scores[len(TRAIN_DATA)][1].any() and gold_ids_before(ner, unknown)[1] == -1
+
+
+def test_training_steps_as_before_thinc(monkeypatch):
+    """Ten Adam steps from the same seed end in the same parameters, to the bit,
+    with the loss of before and with thinc's: training is unchanged."""
+
+    def run() -> Tuple[List[float], List[numpy.ndarray]]:
+        nlp = make_nlp(lr_scale=3.0, seed=0)
+        examples = mixed_batch(nlp)
+        optimizer = nlp.initialize(lambda: examples)
+        losses = [nlp.update(examples, sgd=optimizer, drop=0.1)["ner"] for _ in range(10)]
+        model = nlp.get_pipe("ner").model
+        return losses, [node.get_param(name) for node in model.walk() for name in node.param_names]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(TokenNER, "get_loss", get_loss_before)
+        patched.setattr(TokenNER, "initialize", initialize_before)
+        losses_before, params_before = run()
+    losses, params = run()
+    assert losses == losses_before and losses[-1] < losses[0]
+    for param, ref in zip(params, params_before):
+        numpy.testing.assert_array_equal(param, ref)
+
+
+def test_finish_update_is_thincs_when_no_layer_scales():
+    """`finish_update_with_lr_scale` copies thinc's `Model.finish_update` (plus the
+    lr_scale): with no lr_scale set, three Adam steps of each, on a model with a
+    PyTorch shim and thinc layers, give the same parameters. Fails when thinc's
+    method changes: then re-check the copy."""
+    import torch
+    from thinc.api import PyTorchWrapper_v2, Relu, Softmax_v2, chain, fix_random_seed
+
+    def build() -> Model:
+        fix_random_seed(0)
+        model = chain(PyTorchWrapper_v2(torch.nn.Linear(4, 5)), Relu(nO=6), Softmax_v2(nO=3))
+        model.initialize(X=numpy.zeros((2, 4), dtype="f"), Y=numpy.zeros((2, 3), dtype="f"))
+        return model
+
+    X = numpy.random.default_rng(0).normal(size=(8, 4)).astype("f")
+    ours, thincs = build(), build()
+    for model, finish in ((ours, finish_update_with_lr_scale), (thincs, Model.finish_update)):
+        optimizer = Adam(0.01)
+        for _ in range(3):
+            Y, backprop = model.begin_update(X)
+            backprop(Y - numpy.eye(3, dtype="f")[numpy.arange(8) % 3])
+            finish(model, optimizer)
+    pairs = list(zip(ours.walk(), thincs.walk()))
+    assert any(a.param_names for a, _ in pairs) and any(a.shims for a, _ in pairs)
+    for a, b in pairs:
+        for name in a.param_names:
+            numpy.testing.assert_array_equal(a.get_param(name), b.get_param(name))
+        for shim_a, shim_b in zip(a.shims, b.shims):
+            for (key, p), (_, q) in zip(shim_a._model.state_dict().items(), shim_b._model.state_dict().items()):
+                assert torch.equal(p, q), key
+    assert not numpy.array_equal(ours.layers[2].get_param("b"), numpy.zeros(3, dtype="f"))
+
+
+def test_thinc_api_that_the_lr_scale_relies_on():
+    """What `finish_update_with_lr_scale` calls and mirrors, as thinc 8.3.14 has it."""
+    assert list(inspect.signature(Model.finish_update).parameters) == ["self", "optimizer"]
+    params = inspect.signature(Optimizer.__call__).parameters
+    assert list(params)[:4] == ["self", "key", "weights", "gradient"]
+    assert params["lr_scale"].kind is inspect.Parameter.KEYWORD_ONLY and params["lr_scale"].default == 1.0
+    for name in ("walk", "param_names", "has_grad", "get_param", "get_grad", "set_param", "shims", "attrs"):
+        assert hasattr(Model, name), name
+
+
 def test_lr_scale_multiplies_the_output_layer_step():
     steps = {}
     for scale in (1.0, 4.0):
@@ -304,11 +338,6 @@ def test_lr_scale_multiplies_the_output_layer_step():
         steps[scale] = output_layer.get_param("b") - before
     assert numpy.allclose(steps[4.0], 4.0 * steps[1.0], atol=1e-7)
     assert numpy.abs(steps[1.0]).sum() > 0
-
-
-def test_lr_scale_must_be_positive():
-    with pytest.raises(ValueError, match=r"lr_scale \(0.0\)"):
-        make_nlp(lr_scale=0.0)
 
 
 # ------------------------------------------------------------------- serialization
@@ -398,13 +427,39 @@ def test_transformer_listener_trains_and_round_trips(tiny_bert, tmp_path, poolin
     assert predictions(spacy.load(tmp_path / "pipeline"), texts) == before
 
 
-def test_reduce_first_gives_zeros_for_empty_tokens():
-    from thinc.api import Ragged
+# ------------------------------------------------------------------------ siblings
 
-    layer = registry.get("layers", "ner_component.reduce_first.v1")()
-    X = numpy.arange(12, dtype="float32").reshape(6, 2)
-    lengths = numpy.asarray([2, 0, 3, 1], dtype="int32")
-    Y, backprop = layer(Ragged(X, lengths), is_train=True)
-    assert Y.tolist() == [[0, 1], [0, 0], [4, 5], [10, 11]]
-    dX = backprop(numpy.ones((4, 2), dtype="float32"))
-    assert dX.data[:, 0].tolist() == [1, 0, 1, 0, 0, 1]
+
+def test_siblings_come_from_the_same_package():
+    import ner_component.runtime.iob
+    import ner_component.runtime.token_classifier
+
+    assert token_ner.iob is ner_component.runtime.iob
+    assert token_ner.token_classifier is ner_component.runtime.token_classifier
+
+
+def test_siblings_load_beside_the_file_outside_a_package(tmp_path):
+    """As `spacy package` checks a --code file: alone, with `import_file`, no package."""
+    from spacy.util import import_file
+
+    for name in RUNTIME_MODULES:
+        shutil.copy(ROOT / "ner_component" / "runtime" / f"{name}.py", tmp_path)
+    module = import_file("token_ner", tmp_path / "token_ner.py")
+    assert module.__package__ == ""
+    assert module.iob.__file__ == str(tmp_path / "iob.py")
+    assert module.token_classifier.__file__ == str(tmp_path / "token_classifier.py")
+    assert module.iob.iob_tags(["PER"]) == ["O", "B-PER", "I-PER"]
+
+
+def test_every_sibling_is_a_code_file_loaded_before_its_user():
+    """A module `_sibling` loads must go into the wheel (RUNTIME_MODULES), before
+    the module that loads it."""
+    tree = ast.parse((ROOT / "ner_component" / "runtime" / "token_ner.py").read_text())
+    loaded = [
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_sibling"
+    ]
+    assert sorted(loaded) == ["iob", "token_classifier"]
+    for name in loaded:
+        assert RUNTIME_MODULES.index(name) < RUNTIME_MODULES.index("token_ner")

@@ -260,3 +260,102 @@ def test_chunking_keeps_every_output_in_its_place(stock_pipeline):
         torch.testing.assert_close(a[real], b[real], rtol=1e-4, atol=1e-5)
     if "pooler_output" in one_pass:
         torch.testing.assert_close(chunked.pooler_output, one_pass.pooler_output, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ the shim class
+
+
+def test_our_architecture_builds_the_shim_subclass_without_swapping(tiny_bert, monkeypatch):
+    """`ner_component.TransformerModel.v1` constructs its shim as the subclass: the
+    class change in `_shim` is left for pipelines of spacy-transformers' own layer."""
+    import ner_component.runtime.transformer as module
+
+    def no_swap(model):
+        shim = model.layers[0].shims[0]
+        assert isinstance(shim, module._autocast_shim_class()), type(shim)
+        return shim
+
+    monkeypatch.setattr(module, "_shim", no_swap)
+    nlp = _our_transformer(tiny_bert, cpu_inference_dtype="float32", predict_token_budget=64)
+    shim = nlp.get_pipe("transformer").model.layers[0].shims[0]
+    assert type(shim) is module._autocast_shim_class()
+    assert shim.predict_token_budget == 64 and shim.cpu_inference_dtype == "float32"
+
+
+def test_the_shim_subclass_adds_no_instance_state():
+    """What makes `_shim`'s class change of an existing HFShim safe."""
+    from spacy_transformers.layers.hf_shim import HFShim
+
+    from ner_component.runtime.transformer import _autocast_shim_class
+
+    cls = _autocast_shim_class()
+    assert cls.__bases__ == (HFShim,)
+    assert "__init__" not in vars(cls) and "__slots__" not in vars(cls)
+    assert {name for name, value in vars(cls).items() if not callable(value) and not name.startswith("__")} == {
+        "cpu_inference_dtype",
+        "predict_token_budget",
+    }
+
+
+def test_loading_fills_the_shim_in_place(tiny_bert, tmp_path):
+    """spacy-transformers' from_bytes/from_disk load into the shim the architecture
+    built (thinc's Model.from_bytes calls HFShim.from_bytes on it), so it keeps its
+    class and settings; a pipeline saved by the stock layer loads into ours."""
+    from ner_component.runtime.transformer import _autocast_shim_class
+
+    nlp = _our_transformer(tiny_bert, cpu_inference_dtype="float32", predict_token_budget=96)
+    before = _hidden_states(nlp, TEXTS)
+    copy = spacy.blank("en").from_config(nlp.config)
+    shim = copy.get_pipe("transformer").model.layers[0].shims[0]
+    copy.from_bytes(nlp.to_bytes())
+    assert copy.get_pipe("transformer").model.layers[0].shims[0] is shim
+    assert type(shim) is _autocast_shim_class() and shim.predict_token_budget == 96
+    for a, b in zip(before, _hidden_states(copy, TEXTS)):
+        numpy.testing.assert_array_equal(a, b)
+    # the stock layer's weights, loaded by our architecture from disk
+    stock = _our_transformer(tiny_bert)
+    nlp.get_pipe("transformer").to_disk(tmp_path / "transformer")
+    stock.get_pipe("transformer").from_disk(tmp_path / "transformer")
+    assert type(stock.get_pipe("transformer").model.layers[0].shims[0]) is _autocast_shim_class()
+
+
+def test_stock_pipelines_get_the_subclass_at_run_time(stock_pipeline):
+    from spacy_transformers.layers.hf_shim import HFShim
+
+    from ner_component.runtime.transformer import _autocast_shim_class, apply_predict_token_budget
+
+    nlp = spacy.load(stock_pipeline)
+    shim = nlp.get_pipe("transformer").model.layers[0].shims[0]
+    assert type(shim) is HFShim
+    assert apply_predict_token_budget(nlp, 64) == 64
+    assert nlp.get_pipe("transformer").model.layers[0].shims[0] is shim
+    assert type(shim) is _autocast_shim_class() and shim.predict_token_budget == 64
+
+
+# ------------------------------------------------------------- mutable defaults
+
+
+def test_config_dicts_default_to_frozen_and_are_copied(tiny_bert):
+    """spacy-transformers writes into the dicts it is given (grad_scaler_config
+    "enabled", transformer_config "return_dict"): it gets copies, never the
+    frozen defaults (which would raise) nor the caller's dicts."""
+    import inspect
+
+    from spacy.util import SimpleFrozenDict
+    from spacy_transformers.span_getters import configure_strided_spans
+
+    from ner_component.runtime.transformer import create_transformer_model
+
+    params = inspect.signature(create_transformer_model).parameters
+    for name in ("tokenizer_config", "transformer_config", "grad_scaler_config"):
+        assert isinstance(params[name].default, SimpleFrozenDict), name
+    get_spans = configure_strided_spans(window=32, stride=24)
+    defaults = create_transformer_model(str(tiny_bert), get_spans)
+    defaults.initialize()
+    assert defaults._init_transformer_config == {"return_dict": True}
+    given = {"tokenizer_config": {"use_fast": True}, "transformer_config": {}, "grad_scaler_config": {}}
+    model = create_transformer_model(str(tiny_bert), get_spans, **given)
+    model.initialize()
+    assert given == {"tokenizer_config": {"use_fast": True}, "transformer_config": {}, "grad_scaler_config": {}}
+    assert model._init_transformer_config is not defaults._init_transformer_config
+    assert all(not params[name].default for name in ("tokenizer_config", "transformer_config", "grad_scaler_config"))

@@ -1,0 +1,183 @@
+"""IOB2 tags and their decoding: the tag set of a list of labels, the IOB2
+transition constraints, a Viterbi search for the best tag sequence that obeys
+them, the entity spans of a tag sequence and the confidence of each span.
+
+Plain numpy, no spaCy object: the `token_ner` component (`token_ner.py`) decodes
+its per-token probabilities with these, and tests and benchmarks call them directly.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy
+from thinc.types import Floats2d, Ints1d
+
+OUTSIDE = "O"
+# The tag id of a token whose gold tag is unknown (missing, misaligned, or of a
+# label outside the tag set): the loss leaves it out.
+MISSING = -1
+# Floor on probabilities before taking logs, so a probability of exactly zero
+# can't turn a whole Viterbi path (or a loss) into -inf.
+MIN_PROB = 1e-12
+
+
+def iob_tags(labels: Sequence[str]) -> List[str]:
+    """The IOB2 tag set for entity labels: "O", then "B-X", "I-X" for each label.
+
+    labels (Sequence[str]): The entity labels, in order.
+    RETURNS (List[str]): The tags; the index of a tag is its column in the model output.
+    """
+    tags = [OUTSIDE]
+    for label in labels:
+        tags.extend((f"B-{label}", f"I-{label}"))
+    return tags
+
+
+def iob_constraints(tags: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """The IOB2 transition constraints over a tag set, as boolean masks.
+
+    tags (Sequence[str]): "O", "B-X" and "I-X" tags.
+    RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `allowed_start` (n_tags,): which
+        tags may start a sequence (all but I-X); `allowed` (n_tags, n_tags):
+        `allowed[i, j]` is True when tag j may follow tag i (I-X only after B-X or I-X).
+    """
+    n_tags = len(tags)
+    allowed = numpy.ones((n_tags, n_tags), dtype=bool)
+    allowed_start = numpy.ones((n_tags,), dtype=bool)
+    for j, tag in enumerate(tags):
+        if tag == OUTSIDE:
+            continue
+        prefix, _, label = tag.partition("-")
+        if prefix not in ("B", "I") or not label:
+            raise ValueError(f"tag '{tag}' is not an IOB2 tag: expected 'O', 'B-X' or 'I-X'")
+        if prefix == "I":
+            allowed_start[j] = False
+            for i, prev in enumerate(tags):
+                allowed[i, j] = prev in (f"B-{label}", f"I-{label}")
+    return allowed_start, allowed
+
+
+def biluo_to_tag_ids(biluo: Sequence[Optional[str]], tags: Sequence[str]) -> numpy.ndarray:
+    """The IOB2 tag ids of BILUO tags (`Example.get_aligned_ner()`): U-X and B-X
+    become B-X, L-X and I-X become I-X.
+
+    biluo (Sequence[Optional[str]]): One BILUO tag per token; None, "" or "-" where unknown.
+    tags (Sequence[str]): The IOB2 tag set.
+    RETURNS (numpy.ndarray): (n_tokens,) int64 tag ids, `MISSING` where the tag is
+        unknown or its label isn't in the tag set.
+    """
+    index = {tag: i for i, tag in enumerate(tags)}
+    ids = numpy.full((len(biluo),), MISSING, dtype="int64")
+    for i, tag in enumerate(biluo):
+        if tag is None or tag in ("", "-"):
+            continue
+        if tag == OUTSIDE:
+            ids[i] = index[OUTSIDE]
+            continue
+        prefix, _, label = tag.partition("-")
+        ids[i] = index.get(f"{'B' if prefix in ('B', 'U') else 'I'}-{label}", MISSING)
+    return ids
+
+
+def viterbi_decode(
+    log_probs: Sequence[Floats2d], allowed_start: numpy.ndarray, allowed: numpy.ndarray
+) -> List[Ints1d]:
+    """Find the most probable tag sequence of each doc that obeys the constraints.
+
+    The score of a sequence is the sum of its per-token log-probabilities; a
+    disallowed start or transition scores -inf. The docs of a batch are padded
+    to the longest and searched together: each step is one vectorised numpy
+    operation over (docs, previous tag, tag), and so is each step of the backtrace.
+
+    log_probs (Sequence[Floats2d]): Per doc, a (n_tokens, n_tags) array of log-probabilities.
+    allowed_start (numpy.ndarray): (n_tags,) bool, the tags that may come first.
+    allowed (numpy.ndarray): (n_tags, n_tags) bool, `allowed[i, j]`: j may follow i.
+    RETURNS (List[Ints1d]): The best tag ids of each doc.
+    """
+    n_tags = allowed.shape[0]
+    lengths = numpy.asarray([len(lp) for lp in log_probs], dtype="int64")
+    n_docs = len(log_probs)
+    if n_docs == 0:
+        return []
+    max_len = int(lengths.max())
+    if max_len == 0:
+        return [numpy.zeros((0,), dtype="int64") for _ in log_probs]
+    scores = numpy.zeros((n_docs, max_len, n_tags), dtype="float64")
+    for i, lp in enumerate(log_probs):
+        lp = numpy.asarray(lp)
+        if lp.ndim != 2 or lp.shape[1] != n_tags:
+            raise ValueError(f"log_probs[{i}] has shape {lp.shape}, expected (n_tokens, {n_tags})")
+        scores[i, : len(lp)] = lp
+    start = numpy.where(allowed_start, 0.0, -numpy.inf)
+    transition = numpy.where(allowed, 0.0, -numpy.inf)
+    backpointers = numpy.zeros((n_docs, max_len, n_tags), dtype="int64")
+    best = scores[:, 0] + start  # (n_docs, n_tags)
+    for t in range(1, max_len):
+        # candidates[d, i, j]: best path ending in tag i at t-1, then tag j at t
+        candidates = best[:, :, None] + transition[None, :, :]
+        prev = candidates.argmax(axis=1)  # (n_docs, n_tags)
+        stepped = numpy.take_along_axis(candidates, prev[:, None, :], axis=1)[:, 0] + scores[:, t]
+        active = (t < lengths)[:, None]
+        # Finished docs keep their final scores, and point to themselves so the
+        # backtrace passes through the padding unchanged.
+        best = numpy.where(active, stepped, best)
+        backpointers[:, t] = numpy.where(active, prev, numpy.arange(n_tags)[None, :])
+    path = numpy.zeros((n_docs, max_len), dtype="int64")
+    path[:, max_len - 1] = best.argmax(axis=1)
+    rows = numpy.arange(n_docs)
+    for t in range(max_len - 1, 0, -1):
+        path[:, t - 1] = backpointers[rows, t, path[:, t]]
+    return [path[i, : lengths[i]] for i in range(n_docs)]
+
+
+def tags_to_spans(tag_ids: Ints1d, tags: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """Read the entities off a valid IOB2 tag sequence.
+
+    tag_ids (Ints1d): Tag ids, e.g. from `viterbi_decode`.
+    tags (Sequence[str]): The tag set.
+    RETURNS (List[Tuple[int, int, str]]): (start, end, label) of each entity.
+    """
+    spans: List[Tuple[int, int, str]] = []
+    start: Optional[int] = None
+    label: Optional[str] = None
+    for i, tag_id in enumerate(tag_ids):
+        prefix, _, tag_label = tags[int(tag_id)].partition("-")
+        if prefix == "I" and label == tag_label:
+            continue
+        if start is not None and label is not None:
+            spans.append((start, i, label))
+        # A stray I-X (only possible without the Viterbi constraints) opens an entity.
+        start, label = (i, tag_label) if prefix in ("B", "I") else (None, None)
+    if start is not None and label is not None:
+        spans.append((start, len(tag_ids), label))
+    return spans
+
+
+def span_confidences(
+    probs: Floats2d, spans: Sequence[Tuple[int, int, str]], tags: Sequence[str]
+) -> List[float]:
+    """The confidence of each entity: the probability, under the per-token
+    softmax distributions taken as independent, that the tags produce exactly
+    this entity, i.e.
+
+        P(B-X at start) * prod P(I-X inside) * (1 - P(I-X just after the end))
+
+    The last factor is the probability that the entity doesn't run on; it is 1
+    at the end of the doc. It's a product rather than a mean or minimum so that
+    it is a probability of the whole span, boundaries included: it lies in
+    [0, 1], a long entity has to be sure of every token, and a doubtful boundary
+    lowers it.
+
+    probs (Floats2d): (n_tokens, n_tags) tag probabilities of one doc.
+    spans (Sequence[Tuple[int, int, str]]): (start, end, label) of each entity.
+    tags (Sequence[str]): The tag set; the columns of `probs`.
+    RETURNS (List[float]): One confidence per span.
+    """
+    probs = numpy.asarray(probs, dtype="float64")
+    index = {tag: i for i, tag in enumerate(tags)}
+    confidences = []
+    for start, end, label in spans:
+        begin, inside = index[f"B-{label}"], index[f"I-{label}"]
+        p = probs[start, begin] * probs[start + 1 : end, inside].prod()
+        if end < len(probs):
+            p *= 1.0 - probs[end, inside]
+        confidences.append(float(min(max(p, 0.0), 1.0)))
+    return confidences
