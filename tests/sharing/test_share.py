@@ -65,21 +65,25 @@ def test_runtime_modules_import_only_the_runtime(path):
 
 
 def test_second_copy_of_runtime_registers_without_error(tmp_path):
-    """A model wheel's copy of token_ner.py beside the installed project (the tooling
-    environment): importing both is harmless and the component still works."""
-    import spacy
-    from spacy.tokens import Span
-    from spacy.util import import_file
-
-    import ner_component.runtime.token_ner  # noqa: F401
-
+    """A model wheel's copy of the runtime beside the installed project (the tooling
+    environment): importing both is harmless and the component still works. In a
+    new process: the copy's registrations would outlive the test in this one."""
     for path in runtime_code_files():
-        copy = tmp_path / path.name
-        copy.write_text(path.read_text())
-        import_file(f"en_copy_{path.stem}", copy)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("token_ner")
-    assert Span.has_extension("confidence")
+        (tmp_path / path.name).write_text(path.read_text())
+    code = (
+        "import sys, spacy\n"
+        "from pathlib import Path\n"
+        "from spacy.tokens import Span\n"
+        "from spacy.util import import_file\n"
+        "import ner_component.runtime.token_ner\n"
+        "for path in sorted(Path(sys.argv[1]).glob('*.py')):\n"
+        "    import_file(f'en_copy_{path.stem}', path)\n"
+        "nlp = spacy.blank('en')\n"
+        "nlp.add_pipe('token_ner')\n"
+        "assert Span.has_extension('confidence')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def test_backbone_hub_ids():
