@@ -1,6 +1,6 @@
 """Small trained pipelines for the annotation tests, saved to disk as a user's would be."""
 from pathlib import Path
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import spacy
 from spacy.language import Language
@@ -13,6 +13,17 @@ TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
     ("The United Nations met in New York City", [(4, 18, "ORG"), (26, 39, "LOC")]),
     ("Nothing happened here", []),
 ]
+# A CNN tok2vec small enough for unit tests.
+TINY_TOK2VEC: Dict[str, Any] = {
+    "@architectures": "spacy.HashEmbedCNN.v2",
+    "pretrained_vectors": None,
+    "width": 16,
+    "depth": 1,
+    "embed_size": 500,
+    "window_size": 1,
+    "maxout_pieces": 2,
+    "subword_features": True,
+}
 # Gold sentences of the benchmark tests' test corpora (words, IOB2 tags).
 BENCHMARK_SENTENCES: List[Tuple[List[str], List[str]]] = [
     (["Zoë", "moved", "to", "Zürich", "."], ["B-PER", "O", "O", "B-LOC", "O"]),
@@ -84,16 +95,7 @@ def build_token_ner_pipeline(output: Path, steps: int = 60) -> Path:
 
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    tok2vec = {
-        "@architectures": "spacy.HashEmbedCNN.v2",
-        "pretrained_vectors": None,
-        "width": 16,
-        "depth": 1,
-        "embed_size": 500,
-        "window_size": 1,
-        "maxout_pieces": 2,
-        "subword_features": True,
-    }
+    tok2vec = TINY_TOK2VEC
     nlp.add_pipe("token_ner", name="ner", config={"model": {"@architectures": "ner_component.TokenClassifier.v1", "tok2vec": tok2vec}})
     _train(nlp, steps)
     nlp.to_disk(output)

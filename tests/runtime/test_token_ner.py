@@ -4,7 +4,7 @@ import inspect
 import math
 import shutil
 from itertools import islice
-from typing import Any, Dict, List, Tuple
+from typing import List, Tuple
 
 import numpy
 import pytest
@@ -19,20 +19,11 @@ from ner_component.runtime import RUNTIME_MODULES, token_ner
 from ner_component.runtime.iob import iob_constraints, iob_tags
 from ner_component.runtime.token_classifier import LR_SCALE_ATTR
 from ner_component.runtime.token_ner import TokenNER, finish_update_with_lr_scale
+from tests.pipelines import TINY_TOK2VEC
 from tests.util import ROOT, TRAIN_DATA, make_examples, make_transformer_nlp
 
 LABELS = ["LOC", "ORG", "PER"]
 TAGS = iob_tags(LABELS)  # O B-LOC I-LOC B-ORG I-ORG B-PER I-PER
-TINY_TOK2VEC: Dict[str, Any] = {
-    "@architectures": "spacy.HashEmbedCNN.v2",
-    "pretrained_vectors": None,
-    "width": 16,
-    "depth": 1,
-    "embed_size": 500,
-    "window_size": 1,
-    "maxout_pieces": 2,
-    "subword_features": True,
-}
 
 
 def obeys_iob2(tag_ids: numpy.ndarray) -> bool:
