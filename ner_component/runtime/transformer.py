@@ -304,7 +304,8 @@ def create_transformer_model(
 
     cpu_inference_dtype (str): "auto", "float32" or "bfloat16"; see the module docstring.
     predict_token_budget (int): padded positions per forward pass in prediction, spans
-        sorted by length; 0 for one padded pass per spacy-transformers sub-batch. See the module docstring.
+        sorted by length; 0 for one padded pass per spacy-transformers sub-batch.
+        See the module docstring.
     The other arguments are TransformerModel.v3's. spacy-transformers writes into
     its config dicts (`grad_scaler_config["enabled"]` in HFShim,
     `trf_config["return_dict"]` in `huggingface_from_pretrained`), so it gets
