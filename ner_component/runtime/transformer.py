@@ -19,16 +19,23 @@ the transformer see no difference in type. Measured accuracy cost: README,
 "Throughput".
 
 A second setting, `predict_token_budget`, removes most of the padding from
-prediction. spacy-transformers pads every span of an `nlp.pipe` batch to the longest
-one and runs them in one forward pass: on WikiANN's English test sentences a batch of
-256 holds 8.5x more padded positions than wordpieces, and a batch of 16 documents
-split into 128-token windows pairs each full window with a short remainder. Prediction
-sorts the spans by length and runs them in chunks of similar length, each padded only
-to its own longest span and holding at most `predict_token_budget` positions (at least
-one span), cut where padding and the cost of another forward pass balance
-(`plan_length_chunks`), then puts the hidden states back in their places in the
-batch's padded layout (padding that no chunk computed is zeros; no token is aligned to padding). Attention masks make
-the result the same as one padded pass, up to float rounding. 0 turns it off.
+prediction. spacy-transformers' `Transformer.pipe` already splits each `nlp.pipe`
+batch (`batch_by_length` in spacy_transformers/util.py): it sorts the docs by their
+number of spaCy tokens and cuts sub-batches of at most `max_batch_items` (4,096 by
+default) padded tokens, longest doc x docs; each sub-batch is one forward pass with
+every span padded to the sub-batch's longest span in wordpieces
+(`huggingface_tokenize`, `padding="longest"`). Sorting docs by spaCy tokens, not
+spans by wordpieces, leaves much padding: over the first 1,000 WikiANN en test
+sentences at batch 256 it computed 2.19 positions per wordpiece in 9 passes.
+Prediction here sorts each sub-batch's spans by their wordpieces and runs them in
+chunks of similar length, each padded only to its own longest span and holding at
+most `predict_token_budget` positions (at least one span), cut where padding and the
+cost of another forward pass balance (`plan_length_chunks`): 1.08 positions per
+wordpiece in 39 passes for the same sentences. It then puts the hidden states back in
+their places in the sub-batch's padded layout (padding that no chunk computed is
+zeros; no token is aligned to padding). Attention masks make the result the same as
+one padded pass, up to float rounding. 0 turns it off. Whether it is faster depends
+on the machine: docs/design.md, "Chunked prediction".
 Training steps are never chunked.
 """
 import functools
@@ -262,7 +269,7 @@ def _shim(model: Model) -> Any:
 
 def set_predict_token_budget(model: Model, budget: int) -> int:
     """Set a TransformerModel's prediction chunk size in padded positions (0: one
-    padded forward pass per batch, as in spacy-transformers); in place."""
+    padded forward pass per spacy-transformers sub-batch, its own way); in place."""
     if not isinstance(budget, int) or budget < 0:
         raise ValueError(f"predict_token_budget must be an integer >= 0, got {budget!r}")
     _shim(model).predict_token_budget = budget
@@ -297,7 +304,8 @@ def create_transformer_model(
 
     cpu_inference_dtype (str): "auto", "float32" or "bfloat16"; see the module docstring.
     predict_token_budget (int): padded positions per forward pass in prediction, spans
-        sorted by length; 0 for one padded pass per batch. See the module docstring.
+        sorted by length; 0 for one padded pass per spacy-transformers sub-batch.
+        See the module docstring.
     The other arguments are TransformerModel.v3's. spacy-transformers writes into
     its config dicts (`grad_scaler_config["enabled"]` in HFShim,
     `trf_config["return_dict"]` in `huggingface_from_pretrained`), so it gets
@@ -356,7 +364,7 @@ def pipeline_cpu_inference_dtype(nlp: Any) -> Optional[str]:
 
 def apply_predict_token_budget(nlp: Any, budget: int) -> Optional[int]:
     """Set the prediction chunk size of every transformer in a loaded pipeline,
-    whatever architecture its config names (0: one padded pass per batch);
+    whatever architecture its config names (0: one padded pass per spacy-transformers sub-batch);
     returns it (None without a transformer). Lives in this process, like
     `apply_cpu_inference_dtype`."""
     models = _transformer_models(nlp)
@@ -367,7 +375,7 @@ def apply_predict_token_budget(nlp: Any, budget: int) -> Optional[int]:
 
 def pipeline_predict_token_budget(nlp: Any) -> Optional[int]:
     """The prediction chunk size of a pipeline's transformer (0 for spacy-transformers'
-    own architecture, which pads each batch once); None without one."""
+    own architecture, which pads each sub-batch once); None without one."""
     models = _transformer_models(nlp)
     if not models:
         return None

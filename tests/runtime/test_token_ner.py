@@ -433,13 +433,20 @@ def test_siblings_load_beside_the_file_outside_a_package(tmp_path):
     """As `spacy package` checks a --code file: alone, with `import_file`, no package."""
     from spacy.util import import_file
 
+    import ner_component.runtime.token_classifier as ours
+
     for name in RUNTIME_MODULES:
         shutil.copy(ROOT / "ner_component" / "runtime" / f"{name}.py", tmp_path)
-    module = import_file("token_ner", tmp_path / "token_ner.py")
-    assert module.__package__ == ""
-    assert module.iob.__file__ == str(tmp_path / "iob.py")
-    assert module.token_classifier.__file__ == str(tmp_path / "token_classifier.py")
-    assert module.iob.iob_tags(["PER"]) == ["O", "B-PER", "I-PER"]
+    try:
+        module = import_file("token_ner", tmp_path / "token_ner.py")
+        assert module.__package__ == ""
+        assert module.iob.__file__ == str(tmp_path / "iob.py")
+        assert module.token_classifier.__file__ == str(tmp_path / "token_classifier.py")
+        assert module.iob.iob_tags(["PER"]) == ["O", "B-PER", "I-PER"]
+    finally:
+        # the copy registered its architectures over ours: give the registry ours back
+        registry.architectures.register("ner_component.TokenClassifier.v1", func=ours.build_token_classifier)
+        registry.layers.register("ner_component.reduce_first.v1", func=ours.reduce_first_or_zeros)
 
 
 def test_every_sibling_is_a_code_file_loaded_before_its_user():
