@@ -17,7 +17,7 @@ ENTRY_POINTS = PYPROJECT["project"]["entry-points"]
 REGISTRIES = {
     "spacy_factories": "factories",
     "spacy_architectures": "architectures",
-    "spacy_layers": "layers",
+    "thinc_layers": "layers",
     "spacy_loggers": "loggers",
     "spacy_callbacks": "callbacks",
     "spacy_readers": "readers",
