@@ -40,6 +40,17 @@ RULER_PATTERNS = [
 ]
 
 
+def add_transformer(nlp: Language, bert_dir: Path, window: int, stride: int) -> None:
+    """spacy-transformers' transformer over `bert_dir`, in strided windows."""
+    model = {
+        "@architectures": "spacy-transformers.TransformerModel.v3",
+        "name": str(bert_dir),
+        "tokenizer_config": {"use_fast": True},
+        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": window, "stride": stride},
+    }
+    nlp.add_pipe("transformer", config={"model": model})
+
+
 def _train(nlp: Language, steps: int) -> None:
     examples = [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in TRAIN_DATA]
     optimizer = nlp.initialize(lambda: examples)
@@ -52,17 +63,7 @@ def build_transformer_pipeline(tiny_bert: Path, output: Path, steps: int = 10) -
     trained for a few updates, + an entity ruler; saved to `output`."""
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy-transformers.TransformerModel.v3",
-                "name": str(tiny_bert),
-                "tokenizer_config": {"use_fast": True},
-                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 32, "stride": 24},
-            }
-        },
-    )
+    add_transformer(nlp, tiny_bert, window=32, stride=24)
     nlp.add_pipe(
         "ner",
         config={

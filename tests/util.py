@@ -8,13 +8,14 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List
 
 import spacy
 from spacy.language import Language
 from spacy.training import Example
 
 from ner_component.data.wikiann import TAGS
+from tests.pipelines import TRAIN_DATA, add_transformer  # noqa: F401  TRAIN_DATA: shared from here too
 
 ROOT = Path(__file__).parent.parent
 LANG = "bn"
@@ -124,12 +125,6 @@ def many_lines(n: int) -> List[str]:
     return [f"Line {i} : Zoë met Acme Corp in Zürich {'and 東京 ' * (i % 4)}." for i in range(1, n + 1)]
 
 
-TRAIN_DATA: List[Tuple[str, List[Tuple[int, int, str]]]] = [
-    ("Barack Obama visited Paris today", [(0, 12, "PER"), (21, 26, "LOC")]),
-    ("Google hired John Smith in London", [(0, 6, "ORG"), (13, 23, "PER"), (27, 33, "LOC")]),
-    ("The United Nations met in New York City", [(4, 18, "ORG"), (26, 39, "LOC")]),
-    ("Nothing happened here", []),
-]
 
 
 def make_examples(nlp: Language) -> List[Example]:
@@ -140,17 +135,7 @@ def make_transformer_nlp(bert_dir: Path, pooling: str) -> Language:
     """transformer + token_ner through a listener, as configs/cpu_token_ner.cfg."""
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe(
-        "transformer",
-        config={
-            "model": {
-                "@architectures": "spacy-transformers.TransformerModel.v3",
-                "name": str(bert_dir),
-                "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 16, "stride": 12},
-                "tokenizer_config": {"use_fast": True},
-            }
-        },
-    )
+    add_transformer(nlp, bert_dir, window=16, stride=12)
     listener = {
         "@architectures": "spacy-transformers.TransformerListener.v1",
         "grad_factor": 1.0,
