@@ -1,5 +1,7 @@
 """Every registered name resolves through the entry points in pyproject.toml, so
 configs work without `--code` and packaged pipelines find them."""
+import json
+import subprocess
 import sys
 
 import pytest
@@ -26,17 +28,29 @@ REGISTRIES = {
 NAMES = [(group, name) for group, names in ENTRY_POINTS.items() for name in names]
 
 
+RESOLVE = """
+import json, sys
+import spacy
+from spacy.util import registry
+group, registry_name, name = sys.argv[1:]
+if group == "spacy_factories":
+    spacy.blank("xx").add_pipe(name)  # spaCy loads factory entry points when a pipe is created by name
+found = registry.get(registry_name, name)
+print(json.dumps([found.__module__, found.__name__]))
+"""
+
+
 @pytest.mark.parametrize("group,name", NAMES)
 def test_registered_name_resolves(group, name):
-    if group == "spacy_factories":
-        import spacy
-
-        # spaCy loads factory entry points when a pipe is created by name
-        spacy.blank("xx").add_pipe(name)
-    found = registry.get(REGISTRIES[group], name)
+    """In a new process, with nothing of the project imported: what a user's config
+    or a packaged pipeline sees. (In this one, `spacy package`'s own import of each
+    runtime file in the packaging tests registers the names a second time.)"""
+    proc = subprocess.run(
+        [sys.executable, "-c", RESOLVE, group, REGISTRIES[group], name], capture_output=True, text=True, cwd=ROOT.parent
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
     module, _, attr = ENTRY_POINTS[group][name].partition(":")
-    assert found.__module__ == module
-    assert found.__name__ == attr
+    assert json.loads(proc.stdout.splitlines()[-1]) == [module, attr]
 
 
 def test_entry_points_cover_every_registered_name():
