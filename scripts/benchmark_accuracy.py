@@ -12,7 +12,7 @@ from ner_component.cli import run
 def main(
     lang: str = typer.Argument(..., help="WikiANN language code"),
     corpus: Path = typer.Option(..., exists=True, file_okay=False, help="spaCy corpus folder (train/dev/test.spacy)"),
-    spacy_config: Path = typer.Option(Path("configs/cpu_token_ner.cfg"), exists=True, dir_okay=False, help="Our pipeline's training config"),
+    spacy_config: Path = typer.Option(Path("configs/auto"), dir_okay=False, help="Our pipeline's training config; configs/auto: by language"),
     hf_config: Path = typer.Option(Path("configs/hf_recipe.cfg"), exists=True, dir_okay=False, help="The HF recipe's config"),
     transformer: str = typer.Option("config", help="Backbone of both sides: offline alias, local folder or hub id; 'config': the spaCy config's paths.transformer"),
     data: str = typer.Option("auto", help="WikiANN source of the HF side: auto, hub or a path"),

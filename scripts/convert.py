@@ -22,7 +22,10 @@ def main(
         msg.good(
             f"{split}: {counts['sentences']} sentences, {counts['tokens']} tokens, {ents}; "
             f"{counts['repaired_i_tags']} stray I- tags read as B-"
+            + (f"; {counts['joined_without_spaces']} joined without spaces" if report["character_segmented"] else "")
         )
+    if report["character_segmented"]:
+        msg.info("Character-segmented language: texts as written (no spaces between characters); the pipeline splits text into characters")
     msg.good(f"Wrote {output_dir}/{{train,dev,test}}.spacy and report.json")
 
 

@@ -11,7 +11,7 @@ FROM_CONFIG = "config"
 
 
 def main(
-    config: Path = typer.Argument(..., exists=True, dir_okay=False, help="Training config"),
+    config: Path = typer.Argument(..., dir_okay=False, help="Training config; configs/auto: the English one for en, the multilingual one otherwise"),
     output_dir: Path = typer.Argument(..., file_okay=False, help="Output folder"),
     corpus: Path = typer.Option(..., exists=True, file_okay=False, help="Folder with train.spacy and dev.spacy"),
     lang: str = typer.Option(..., help="WikiANN language code"),

@@ -25,7 +25,7 @@ from ner_component.evaluation.crosscheck import crosscheck
 from ner_component.hardware import describe, require_device
 from ner_component.reporting import figure, number, percent, write_report
 from ner_component.training.loggers import read_log
-from ner_component.training.train import train
+from ner_component.training.train import resolve_config, train
 from ner_component.util import (
     PathLike,
     read_json,
@@ -285,6 +285,7 @@ def run_benchmark(
     if unknown:
         raise NerComponentError(f"sides {','.join(sides)!r}: expected one or more of {', '.join(SIDES)}")
     training_dir, metrics_dir = Path(training_dir), Path(metrics_dir)
+    spacy_config = resolve_config(spacy_config, lang)
     if transformer is None:
         transformer = config_transformer(spacy_config)
     results: Dict[str, Optional[Dict[str, Any]]] = {}

@@ -14,8 +14,10 @@ environment) is harmless.
 - `token_classifier`: the `token_ner` architectures (`ner_component.TokenClassifier.v1`,
   `ner_component.reduce_first.v1`).
 - `iob`: IOB2 tags, constraints, Viterbi decoding, spans and their confidences.
+- `tokenizer`: the character tokenizer (`ner_component.CharacterTokenizer.v1`) of
+  pipelines trained on WikiANN's character-segmented languages.
 - `token_ner`: the component, its factory and `Span._.confidence`.
 """
 # The --code files of a packaged pipeline, in import order: a module after the
 # ones it loads.
-RUNTIME_MODULES = ("transformer", "token_classifier", "iob", "token_ner")
+RUNTIME_MODULES = ("transformer", "tokenizer", "token_classifier", "iob", "token_ner")

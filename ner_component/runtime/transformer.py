@@ -37,6 +37,19 @@ zeros; no token is aligned to padding). Attention masks make the result the same
 one padded pass, up to float rounding. 0 turns it off. Whether it is faster depends
 on the machine: docs/design.md, "Chunked prediction".
 Training steps are never chunked.
+
+A third, `character_pieces`, is for pipelines whose tokens are single characters
+(WikiANN's Chinese, Japanese, Cantonese and Classical Chinese: see
+`ner_component.CharacterTokenizer.v1`). A sentencepiece tokenizer reads natural
+Chinese text in pieces of several characters (`習近平` is one piece of XLM-R's), and
+each spaCy token takes the vector of its first piece: the three characters of
+`習近平` would get one vector and could not be tagged B, I, I. With
+`character_pieces` every non-space character is its own piece (the tokenizer's
+pre-tokenizer splits them first), in training and in prediction alike; the pieces
+are the ordinary ones of the model's vocabulary, with no word marker added (`▁`
+only where the text has a space or starts), so the text reads as it was written.
+The setting changes the Hugging Face tokenizer saved with the pipeline, so a loaded
+pipeline reads text the way it was trained.
 """
 import functools
 import logging
@@ -298,6 +311,7 @@ def create_transformer_model(
     grad_scaler_config: Dict[str, Any] = SimpleFrozenDict(),
     cpu_inference_dtype: str = "auto",
     predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET,
+    character_pieces: bool = False,
 ) -> Model:
     """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs
     and length-chunked prediction.
@@ -306,6 +320,8 @@ def create_transformer_model(
     predict_token_budget (int): padded positions per forward pass in prediction, spans
         sorted by length; 0 for one padded pass per spacy-transformers sub-batch.
         See the module docstring.
+    character_pieces (bool): every non-space character its own wordpiece, for
+        pipelines whose tokens are characters; see the module docstring.
     The other arguments are TransformerModel.v3's. spacy-transformers writes into
     its config dicts (`grad_scaler_config["enabled"]` in HFShim,
     `trf_config["return_dict"]` in `huggingface_from_pretrained`), so it gets
@@ -316,8 +332,40 @@ def create_transformer_model(
     )
     resolved = set_cpu_inference_dtype(model, cpu_inference_dtype)
     set_predict_token_budget(model, predict_token_budget)
+    model.attrs["character_pieces"] = bool(character_pieces)
+    if character_pieces:
+        # spacy-transformers' init loads the Hugging Face objects and hands them to
+        # this hook; a loaded pipeline gets its (already split) tokenizer from disk.
+        model.attrs["set_transformer"] = functools.partial(_set_transformer_with_character_pieces, model.attrs["set_transformer"])
     logger.debug("Transformer prediction on CPU in %s (setting %r)", resolved, cpu_inference_dtype)
     return model
+
+
+def _set_transformer_with_character_pieces(set_transformer: Callable[[Model, Any], None], model: Model, hf_model: Any) -> None:
+    split_into_characters(hf_model.tokenizer)
+    set_transformer(model, hf_model)
+
+
+def split_into_characters(tokenizer: Any) -> None:
+    """Make a fast Hugging Face tokenizer give each non-space character its own
+    piece, in place: a pre-tokenizer step isolates each character before the
+    tokenizer's own (which still turns spaces into its word marker).
+
+    tokenizer (PreTrainedTokenizerFast): The tokenizer.
+    RAISES (ValueError): For a tokenizer without a `tokenizers` backend.
+    """
+    from tokenizers import Regex, pre_tokenizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"character_pieces needs a fast tokenizer (use_fast = true); {type(tokenizer).__name__} is not one")
+    own = backend.pre_tokenizer
+    if isinstance(own, pre_tokenizers.Metaspace):
+        # "always" would put a word marker before every character: natural text has
+        # one only after a space and at the start
+        own = pre_tokenizers.Metaspace(replacement=own.replacement, prepend_scheme="first", split=own.split)
+    steps = [pre_tokenizers.Split(Regex(r"\S"), behavior="isolated")]
+    backend.pre_tokenizer = pre_tokenizers.Sequence(steps + ([own] if own is not None else []))
 
 
 def _build_transformer_model(

@@ -14,6 +14,7 @@ from spacy.cli._util import parse_config_overrides
 from wasabi import msg
 
 from ner_component.backbones import config_transformer, resolve_transformer
+from ner_component.data.convert import REPORT_NAME, character_segmented
 from ner_component.errors import NerComponentError
 from ner_component.hardware import CACHE_ENV, bound_kernel_caches, describe, require_device
 from ner_component.training.loggers import TrainingBudgetExhausted
@@ -29,9 +30,66 @@ from ner_component.training.tracking import (
     wandb_project,
     without_machine_paths,
 )
-from ner_component.util import PathLike, spacy_lang, write_json_atomic
+from ner_component.util import PathLike, read_json, spacy_lang, write_json_atomic
 
 TRAIN_INFO = "train_info.json"
+# `configs/auto`: the config for the language (README, "Choosing the config").
+AUTO_CONFIG = "auto"
+ENGLISH_CONFIG = "cpu_token_ner.cfg"
+MULTILINGUAL_CONFIG = "cpu_e5.cfg"
+# WikiANN's English ones: English and Simple English.
+ENGLISH_LANGS = ("en", "simple")
+OUR_TRANSFORMER = "ner_component.TransformerModel.v1"
+
+
+def resolve_config(config_path: PathLike, lang: str) -> Path:
+    """The training config to use: `<folder>/auto` is the English config
+    (uncased MiniLM) for English and the multilingual one (cased
+    multilingual-e5-small, which reads every script WikiANN has) for every other
+    language; any other path is itself.
+
+    config_path (PathLike): A config, or `<folder>/auto`.
+    lang (str): The WikiANN language code.
+    RETURNS (Path): The config file.
+    RAISES (NerComponentError): When it doesn't exist.
+    """
+    path = Path(config_path)
+    if path.name == AUTO_CONFIG:
+        path = path.parent / (ENGLISH_CONFIG if lang in ENGLISH_LANGS else MULTILINGUAL_CONFIG)
+    if not path.is_file():
+        raise NerComponentError(f"{path}: training config not found")
+    return path
+
+
+def character_overrides(config_path: PathLike, lang: str) -> Dict[str, Any]:
+    """The config overrides of a character-segmented language (WikiANN's zh, ja,
+    zh-yue, zh-classical: `ner_component.data.convert.natural_spaces`): a tokenizer
+    that splits text into characters, as the training docs are (spaCy's own for
+    Chinese; `ner_component.CharacterTokenizer.v1`, the same splitting, where spaCy
+    has no tokenizer for the language or its one needs another package), and each
+    character its own wordpiece (`character_pieces` of the transformer).
+
+    config_path (PathLike): The training config.
+    lang (str): The WikiANN language code.
+    RETURNS (Dict[str, Any]): Config overrides.
+    """
+    from spacy.util import load_config
+
+    if spacy_lang(lang) == "zh":
+        tokenizer: Dict[str, Any] = {"@tokenizers": "spacy.zh.ChineseTokenizer", "segmenter": "char"}
+    else:
+        tokenizer = {"@tokenizers": "ner_component.CharacterTokenizer.v1"}
+    overrides: Dict[str, Any] = {"nlp.tokenizer": tokenizer}
+    config = load_config(config_path, interpolate=False)
+    model = config.get("components", {}).get("transformer", {}).get("model", {})
+    if model.get("@architectures") == OUR_TRANSFORMER:
+        overrides["components.transformer.model.character_pieces"] = True
+    else:
+        msg.warn(
+            f"{config_path}: the transformer isn't {OUR_TRANSFORMER}, so it reads characters in pieces of "
+            "several (character_pieces needs it): entities may start inside a piece"
+        )
+    return overrides
 
 
 def train(
@@ -50,7 +108,7 @@ def train(
     """Train with `spacy train`'s code, after checking the device and resolving the
     transformer (offline alias, local folder or hub id).
 
-    config_path (PathLike): The training config.
+    config_path (PathLike): The training config, or `configs/auto` (`resolve_config`).
     output_dir (PathLike): Where `model-best` and `model-last` go.
     corpus_dir (PathLike): The folder with `train.spacy` and `dev.spacy`.
     lang (str): The WikiANN language code; sets `nlp.lang`.
@@ -77,11 +135,15 @@ def train(
     for split in ("train", "dev"):
         if not (corpus_dir / f"{split}.spacy").exists():
             raise NerComponentError(f"{corpus_dir / split}.spacy not found: run the convert step first")
+    config_path = resolve_config(config_path, lang)
     all_overrides: Dict[str, Any] = {
         "paths.train": str(corpus_dir / "train.spacy"),
         "paths.dev": str(corpus_dir / "dev.spacy"),
         "nlp.lang": spacy_lang(lang),
     }
+    report = corpus_dir / REPORT_NAME
+    if report.is_file() and character_segmented(read_json(report)):
+        all_overrides.update(character_overrides(config_path, lang))
     check_config_sections(config_path, overrides or {})
     if transformer is None:
         transformer = config_transformer(config_path)

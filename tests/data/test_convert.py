@@ -21,7 +21,9 @@ def test_convert_writes_corpora_and_report(tmp_path):
         "tokens": 4,
         "entities": {"PER": 1, "ORG": 1, "LOC": 0},
         "repaired_i_tags": 1,
+        "joined_without_spaces": 0,
     }
+    assert report["character_segmented"] is False
     assert report["splits"]["test"]["entities"] == {"PER": 0, "ORG": 0, "LOC": 2}
 
 
