@@ -1,6 +1,4 @@
 """Character-segmented WikiANN languages (zh, ja, zh-yue, zh-classical): texts as written."""
-import io
-import tarfile
 
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
