@@ -115,6 +115,18 @@ def write_json_atomic(path: PathLike, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+# The conversion report beside a corpus (`ner_component.data.convert` writes it).
+CORPUS_REPORT = "report.json"
+
+
+def character_segmented_corpus(corpus_dir: PathLike) -> bool:
+    """Whether a converted corpus is of a character-segmented language (its
+    `report.json` says so; `ner_component.data.convert.natural_spaces`). A corpus
+    without a report, or from before reports said it, is not."""
+    path = Path(corpus_dir) / CORPUS_REPORT
+    return path.is_file() and bool(read_json(path).get("character_segmented", False))
+
+
 def spacy_lang(code: str) -> str:
     """Map a WikiANN language code to the spaCy language used for the pipeline.
 

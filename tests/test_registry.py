@@ -22,6 +22,7 @@ REGISTRIES = {
     "thinc_layers": "layers",
     "spacy_loggers": "loggers",
     "spacy_callbacks": "callbacks",
+    "spacy_tokenizers": "tokenizers",
     "spacy_readers": "readers",
     "spacy_scorers": "scorers",
 }

@@ -11,9 +11,9 @@ from tqdm import tqdm
 
 from ner_component.data.wikiann import LABELS, SPLITS, Sentence, Source, repair_iob2
 from ner_component.errors import NerComponentError
-from ner_component.util import PathLike, atomic_path, check_writable, write_json_atomic
+from ner_component.util import CORPUS_REPORT, PathLike, atomic_path, check_writable, write_json_atomic
 
-REPORT_NAME = "report.json"
+REPORT_NAME = CORPUS_REPORT
 # Characters of the scripts written without spaces between words: Han (with CJK
 # radicals and ideographic marks), Hiragana, Katakana, Thai, Lao, Tibetan, Myanmar
 # and Khmer.
@@ -73,12 +73,6 @@ def is_character_segmented(sentences: List[Sentence]) -> bool:
     single-character tokens are words."""
     n_segmented = sum(natural_spaces(sentence.tokens) is not None for sentence in sentences)
     return bool(sentences) and n_segmented >= CHARACTER_SEGMENTED_SHARE * len(sentences)
-
-
-def character_segmented(report: Dict[str, Any]) -> bool:
-    """Whether a converted corpus is of a character-segmented language, from its
-    conversion report (older reports: no)."""
-    return bool(report.get("character_segmented", False))
 
 
 def sentences_to_docs(

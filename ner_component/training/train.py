@@ -14,7 +14,6 @@ from spacy.cli._util import parse_config_overrides
 from wasabi import msg
 
 from ner_component.backbones import config_transformer, resolve_transformer
-from ner_component.data.convert import REPORT_NAME, character_segmented
 from ner_component.errors import NerComponentError
 from ner_component.hardware import CACHE_ENV, bound_kernel_caches, describe, require_device
 from ner_component.training.loggers import TrainingBudgetExhausted
@@ -30,7 +29,7 @@ from ner_component.training.tracking import (
     wandb_project,
     without_machine_paths,
 )
-from ner_component.util import PathLike, read_json, spacy_lang, write_json_atomic
+from ner_component.util import PathLike, character_segmented_corpus, spacy_lang, write_json_atomic
 
 TRAIN_INFO = "train_info.json"
 # `configs/auto`: the config for the language (README, "Choosing the config").
@@ -141,8 +140,7 @@ def train(
         "paths.dev": str(corpus_dir / "dev.spacy"),
         "nlp.lang": spacy_lang(lang),
     }
-    report = corpus_dir / REPORT_NAME
-    if report.is_file() and character_segmented(read_json(report)):
+    if character_segmented_corpus(corpus_dir):
         all_overrides.update(character_overrides(config_path, lang))
     check_config_sections(config_path, overrides or {})
     if transformer is None:

@@ -1,0 +1,36 @@
+"""Training setup: the config for the language, the tokenizer of character-segmented ones."""
+import pytest
+
+from ner_component.errors import NerComponentError
+from tests.util import ROOT
+
+
+def test_auto_config_by_language():
+    from ner_component.training.train import resolve_config
+
+    assert resolve_config(ROOT / "configs" / "auto", "en").name == "cpu_token_ner.cfg"
+    assert resolve_config(ROOT / "configs" / "auto", "simple").name == "cpu_token_ner.cfg"
+    for lang in ("zh-yue", "bn", "de"):
+        assert resolve_config(ROOT / "configs" / "auto", lang).name == "cpu_e5.cfg"
+    assert resolve_config(ROOT / "configs" / "cpu.cfg", "bn").name == "cpu.cfg"
+    with pytest.raises(NerComponentError, match="nope.cfg: training config not found"):
+        resolve_config(ROOT / "configs" / "nope.cfg", "en")
+
+
+def test_character_segmented_languages_get_a_character_tokenizer():
+    from ner_component.training.train import character_overrides
+
+    zh = character_overrides(ROOT / "configs" / "cpu_e5.cfg", "zh")
+    assert zh["nlp.tokenizer"] == {"@tokenizers": "spacy.zh.ChineseTokenizer", "segmenter": "char"}
+    assert zh["components.transformer.model.character_pieces"] is True
+    for lang in ("zh-yue", "zh-classical", "ja"):
+        assert character_overrides(ROOT / "configs" / "cpu_e5.cfg", lang)["nlp.tokenizer"] == {"@tokenizers": "ner_component.CharacterTokenizer.v1"}
+
+def test_character_pieces_need_our_transformer(tmp_path):
+    from ner_component.training.train import character_overrides
+
+    config = (ROOT / "configs" / "cpu_e5.cfg").read_text().replace("ner_component.TransformerModel.v1", "spacy-transformers.TransformerModel.v3")
+    (tmp_path / "st.cfg").write_text(config)
+    overrides = character_overrides(tmp_path / "st.cfg", "zh-yue")
+    assert "components.transformer.model.character_pieces" not in overrides
+    assert overrides["nlp.tokenizer"] == {"@tokenizers": "ner_component.CharacterTokenizer.v1"}
