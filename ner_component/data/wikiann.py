@@ -9,6 +9,7 @@ Sources:
 All three yield the same `Sentence` objects for the same language, so the corpora
 built from them are identical.
 """
+import hashlib
 import os
 import tarfile
 import zlib
@@ -42,6 +43,8 @@ HUB_SPLITS: Dict[str, str] = {"train": "train", "dev": "validation", "test": "te
 # Where `data = "auto"` looks, relative to the project root, before falling back to the hub.
 LOCAL_DATA_CANDIDATES: Tuple[str, ...] = ("assets/wikiann", "../shared/wikiann")
 DATA_ENV_VAR = "WIKIANN_DATA"
+# The checksum file published beside the archives (`sha256sum` format).
+CHECKSUMS = "SHA256SUMS"
 
 
 class WikiANNError(NerComponentError):
@@ -173,12 +176,22 @@ class Source:
 
 
 class ArchiveSource(Source):
-    """The original release: `<lang>.tar.gz`, or the folder it extracts to."""
+    """The original release: `<lang>.tar.gz`, or the folder it extracts to.
+
+    An archive listed in a `SHA256SUMS` file beside it is checked against it
+    before it is read (weasel's asset checksums are one fixed MD5 per asset, not one
+    per language: see project.yml).
+    """
 
     def __init__(self, path: PathLike, lang: str):
         self.path = Path(path)
         self.lang = lang
         self.description = f"local WikiANN archive {self.path}"
+        self.checksum: Optional[str] = None
+        if self.path.is_file():
+            self.checksum = verify_checksum(self.path)
+            if self.checksum is not None:
+                self.description += f" (SHA-256 as in {CHECKSUMS})"
 
     def sentences(self, split: str) -> Iterator[Sentence]:
         if self.path.is_dir():
@@ -199,6 +212,33 @@ class ArchiveSource(Source):
             # truncated, zero-byte, garbage, uncompressed or bit-flipped archives
             problem = " ".join(str(err).split()) or type(err).__name__
             raise WikiANNError(f"{self.path}: not a readable .tar.gz archive ({problem})") from err
+
+
+def verify_checksum(path: Path) -> Optional[str]:
+    """Check a file against the `SHA256SUMS` beside it, if it is listed there.
+
+    path (Path): The archive.
+    RETURNS (Optional[str]): Its SHA-256 when checked; None without a listing.
+    RAISES (WikiANNError): When the file's SHA-256 differs from the listed one.
+    """
+    sums = path.parent / CHECKSUMS
+    if not sums.is_file():
+        return None
+    expected = None
+    for line in sums.read_text(encoding="utf8", errors="replace").splitlines():
+        digest, _, name = line.strip().partition(" ")
+        if name.strip().lstrip("*") == path.name:
+            expected = digest.lower()
+    if expected is None:
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    found = digest.hexdigest()
+    if found != expected:
+        raise WikiANNError(f"{path}: SHA-256 {found} differs from {expected} in {sums}: a damaged or different archive")
+    return found
 
 
 def _find_member(archive: tarfile.TarFile, split: str, path: Path) -> tarfile.TarInfo:

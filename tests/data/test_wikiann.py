@@ -145,3 +145,23 @@ def test_bad_dataset_row_names_the_row(tmp_path):
     source = resolve_source(str(tmp_path / "bad"), "xy")
     with pytest.raises(WikiANNError, match=r"\[train\] row 1: 2 tokens but 1 tags"):
         list(source.sentences("train"))
+
+
+def test_archive_checked_against_sha256sums(tmp_path):
+    import hashlib
+
+    archive = write_archive(tmp_path)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64}  other.tar.gz\n{digest}  xy.tar.gz\n")
+    source = ArchiveSource(archive, "xy")
+    assert source.checksum == digest and "SHA-256" in source.description
+    (tmp_path / "SHA256SUMS").write_text(f"{'1' * 64}  xy.tar.gz\n")
+    with pytest.raises(WikiANNError, match=r"xy.tar.gz: SHA-256 [0-9a-f]{64} differs from 1{64} in .*SHA256SUMS"):
+        ArchiveSource(archive, "xy")
+    # not listed, or no SHA256SUMS: read unchecked
+    (tmp_path / "SHA256SUMS").write_text(f"{digest}  other.tar.gz\n")
+    assert ArchiveSource(archive, "xy").checksum is None
+
+
+def test_real_archives_match_their_sha256sums(wikiann_dir):
+    assert ArchiveSource(wikiann_dir / "bn.tar.gz", "bn").checksum is not None
