@@ -38,7 +38,13 @@ one padded pass, up to float rounding. 0 turns it off. Whether it is faster depe
 on the machine: docs/design.md, "Chunked prediction".
 Training steps are never chunked.
 
-A third, `character_pieces`, is for pipelines whose tokens are single characters
+`cpu_training_dtype` does for training steps what `cpu_inference_dtype` does for
+prediction: "bfloat16" runs the forward pass of each training step under CPU
+bfloat16 autocast (the backward pass follows the same casts; weights, gradients and
+the optimizer stay float32), "auto" where the CPU computes bfloat16 natively. The
+default is "float32": a step budget then trains the same model on every CPU.
+
+A fourth, `character_pieces`, is for pipelines whose tokens are single characters
 (WikiANN's Chinese, Japanese, Cantonese and Classical Chinese: see
 `ner_component.CharacterTokenizer.v1`). A sentencepiece tokenizer reads natural
 Chinese text in pieces of several characters (`習近平` is one piece of XLM-R's), and
@@ -94,11 +100,11 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return False
 
 
-def resolve_cpu_inference_dtype(setting: str) -> str:
+def resolve_cpu_inference_dtype(setting: str, name: str = "cpu_inference_dtype") -> str:
     """Turn "auto" into "bfloat16" or "float32" for this machine."""
     if setting not in CPU_INFERENCE_DTYPES:
         raise ValueError(
-            f"cpu_inference_dtype must be one of {', '.join(CPU_INFERENCE_DTYPES)}, got {setting!r}"
+            f"{name} must be one of {', '.join(CPU_INFERENCE_DTYPES)}, got {setting!r}"
         )
     if setting == "auto":
         return "bfloat16" if cpu_has_native_bf16() else "float32"
@@ -160,7 +166,19 @@ def _autocast_shim_class() -> type:
         """
 
         cpu_inference_dtype: str = "float32"
+        cpu_training_dtype: str = "float32"
         predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET
+
+        def begin_update(self, inputs: Any) -> Any:
+            # The forward pass under CPU bfloat16 autocast; the backward pass (the
+            # callback, run later) outside it, as PyTorch's autocast wants.
+            # `_outputs_to_float32` casts inside the graph, so gradients flow back
+            # through the cast into the bfloat16 computation.
+            if self.cpu_training_dtype != "bfloat16" or self.device.type != "cpu":
+                return super().begin_update(inputs)
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+                outputs, backprop = super().begin_update(inputs)
+            return _outputs_to_float32(outputs), backprop
 
         def predict(self, inputs: Any) -> Any:
             bf16 = self.cpu_inference_dtype == "bfloat16" and self.device.type == "cpu"
@@ -289,6 +307,15 @@ def set_predict_token_budget(model: Model, budget: int) -> int:
     return budget
 
 
+def set_cpu_training_dtype(model: Model, setting: str) -> str:
+    """Switch a TransformerModel's training dtype on CPU in place ("auto",
+    "float32", "bfloat16", as for prediction); returns the resolved dtype."""
+    resolved = resolve_cpu_inference_dtype(setting, "cpu_training_dtype")
+    _shim(model).cpu_training_dtype = resolved
+    model.attrs["cpu_training_dtype"] = resolved
+    return resolved
+
+
 def set_cpu_inference_dtype(model: Model, setting: str) -> str:
     """Switch a TransformerModel's prediction dtype in place; returns the resolved dtype.
 
@@ -312,6 +339,7 @@ def create_transformer_model(
     cpu_inference_dtype: str = "auto",
     predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET,
     character_pieces: bool = False,
+    cpu_training_dtype: str = "float32",
 ) -> Model:
     """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs
     and length-chunked prediction.
@@ -322,6 +350,9 @@ def create_transformer_model(
         See the module docstring.
     character_pieces (bool): every non-space character its own wordpiece, for
         pipelines whose tokens are characters; see the module docstring.
+    cpu_training_dtype (str): "float32" (the default), "bfloat16" or "auto": the
+        training forward pass under CPU bfloat16 autocast (the weights, their
+        gradients and the optimizer stay float32); see the module docstring.
     The other arguments are TransformerModel.v3's. spacy-transformers writes into
     its config dicts (`grad_scaler_config["enabled"]` in HFShim,
     `trf_config["return_dict"]` in `huggingface_from_pretrained`), so it gets
@@ -332,6 +363,7 @@ def create_transformer_model(
     )
     resolved = set_cpu_inference_dtype(model, cpu_inference_dtype)
     set_predict_token_budget(model, predict_token_budget)
+    set_cpu_training_dtype(model, cpu_training_dtype)
     model.attrs["character_pieces"] = bool(character_pieces)
     if character_pieces:
         # spacy-transformers' init loads the Hugging Face objects and hands them to

@@ -359,3 +359,43 @@ def test_config_dicts_default_to_frozen_and_are_copied(tiny_bert):
     assert given == {"tokenizer_config": {"use_fast": True}, "transformer_config": {}, "grad_scaler_config": {}}
     assert model._init_transformer_config is not defaults._init_transformer_config
     assert all(not params[name].default for name in ("tokenizer_config", "transformer_config", "grad_scaler_config"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_training_step_in_either_dtype(tiny_bert, dtype):
+    """A training step's forward pass under CPU bfloat16 autocast (emulated on CPUs
+    without native bfloat16) returns float32 hidden states that backpropagate into
+    float32 weights; float32 is the default."""
+    import torch
+
+    nlp = _our_transformer(tiny_bert, cpu_training_dtype=dtype)
+    model = nlp.get_pipe("transformer").model
+    assert model.attrs["cpu_training_dtype"] == dtype
+    docs = [nlp.make_doc(text) for text in TEXTS]
+    torch.manual_seed(0)  # the same dropout masks as the float32 reference
+    output, backprop = model.begin_update(docs)
+    hidden = output.model_output.last_hidden_state
+    assert hidden.dtype == torch.float32 and hidden.requires_grad
+    float32_model = _our_transformer(tiny_bert).get_pipe("transformer").model
+    torch.manual_seed(0)
+    reference, _ = float32_model.begin_update(docs)
+    reference = reference.model_output.last_hidden_state.detach()
+    tolerance = 1e-4 if dtype == "float32" else 0.1
+    torch.testing.assert_close(hidden.detach(), reference, rtol=tolerance, atol=tolerance)
+    shim = model.layers[0].shims[0]
+    weights = [p for p in shim._model.parameters() if p.requires_grad]
+    assert all(p.dtype == torch.float32 for p in weights)
+    backprop(_ones_like(output))
+    grads = [p.grad for p in weights if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+def _ones_like(output):
+    """The gradient of the sum of the hidden states: ones."""
+    import torch
+    from spacy_transformers.data_classes import FullTransformerBatch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    ones = BaseModelOutput(last_hidden_state=torch.ones_like(output.model_output.last_hidden_state))
+    return FullTransformerBatch(spans=output.spans, wordpieces=output.wordpieces, model_output=ones, align=output.align)
