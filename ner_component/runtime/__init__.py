@@ -3,7 +3,7 @@
 Every module here is also a `spacy package --code` file: the package step copies it
 flat into the model wheel, which imports it as `<model package>.<module>`, and first
 imports each file alone, outside any package (`spacy.util.import_file`). So a module
-here imports only spaCy, thinc, numpy, torch and spacy-transformers, nothing of
+here imports only spaCy, thinc, numpy, torch, spacy-transformers and (through it) Hugging Face tokenizers, nothing of
 `ner_component`, and no module of this folder with an import statement: one that
 needs another (`token_ner` needs `iob` and `token_classifier`) loads it with
 `token_ner._sibling`, which finds it in either package or beside the file.

@@ -293,6 +293,7 @@ def test_the_shim_subclass_adds_no_instance_state():
     assert "__init__" not in vars(cls) and "__slots__" not in vars(cls)
     assert {name for name, value in vars(cls).items() if not callable(value) and not name.startswith("__")} == {
         "cpu_inference_dtype",
+        "cpu_training_dtype",
         "predict_token_budget",
     }
 

