@@ -56,6 +56,18 @@ are the ordinary ones of the model's vocabulary, with no word marker added (`▁
 only where the text has a space or starts), so the text reads as it was written.
 The setting changes the Hugging Face tokenizer saved with the pipeline, so a loaded
 pipeline reads text the way it was trained.
+
+One more difference, in training and prediction alike: each span's text is
+tokenized cut at the model's maximum (`model_max_length`, 512) plus one wordpiece.
+spacy-transformers cuts spans longer than the maximum too, but only after its
+tokenization has padded every span of a batch to the longest one
+(`huggingface_tokenize`, `padding="longest"`, then `truncate_oversize_splits`):
+one doc of a single token of 30,000 Chinese characters among 200 short sentences
+in an `nlp.pipe` batch cost 760 MB more than the short sentences alone, and a
+1,000,000-character token (`nlp.max_length`) would cost tens of GB. Cut first,
+a batch's wordpieces are at most 513 per span; the first 512 positions of every
+span, all that spacy-transformers keeps, are the same, so the model's input,
+alignment and output are the same as spacy-transformers' (a test holds it to that).
 """
 import functools
 import logging
@@ -80,6 +92,9 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # about 6 ms more per pass in passes of 32 to 256 (6 ms x 7,000/s = 42 positions;
 # rounded up: where padding and another pass cost about the same, fewer passes).
 PASS_COST_POSITIONS = 48
+# transformers' VERY_LARGE_INTEGER: the model_max_length of a tokenizer saved without one
+# (imported from transformers it would be the runtime's only import of it).
+NO_MAXIMUM = int(1e30)
 
 
 @functools.lru_cache(maxsize=None)
@@ -276,6 +291,75 @@ def _outputs_to_float32(outputs: Any) -> Any:
     return outputs
 
 
+@functools.lru_cache(maxsize=None)
+def _cut_tokenizer_class(tokenizer_class: type) -> type:
+    """`tokenizer_class` whose calls cut each text at the model's maximum plus one
+    wordpiece, unless the caller says how to truncate (see the module docstring)."""
+
+    class CutTokenizer(tokenizer_class):  # type: ignore[valid-type, misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            maximum = self.model_max_length
+            cut = kwargs.get("truncation") in (None, False) and kwargs.get("max_length") is None and maximum < NO_MAXIMUM
+            if cut:
+                kwargs.update(truncation=True, max_length=maximum + 1)
+            encoding = super().__call__(*args, **kwargs)
+            shape = getattr(encoding.get("input_ids"), "shape", None)
+            if cut and shape is not None and shape[-1] > maximum:
+                _warn_cut_once(maximum)
+            return encoding
+
+    CutTokenizer.__name__ = CutTokenizer.__qualname__ = f"Cut{tokenizer_class.__name__}"
+    return CutTokenizer
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_cut_once(maximum: int) -> None:
+    # what Hugging Face's "Token indices sequence length is longer than the specified
+    # maximum" said before (it only warns when it doesn't cut), once per process
+    logger.warning(
+        "A span of more than %d wordpieces: its wordpieces past the %dth are dropped "
+        "(spacy-transformers' truncation), and the tokens there get zero vectors",
+        maximum,
+        maximum,
+    )
+
+
+def cut_tokenizer(tokenizer: Any) -> Any:
+    """The same tokenizer (it shares the object's state: nothing is copied), as an
+    instance of a subclass that cuts each text at the model's maximum plus one
+    wordpiece (see the module docstring). The tokenizer the pipeline saves is the
+    original: this is what the forward pass tokenizes with.
+
+    tokenizer (Any): A Hugging Face tokenizer, or None before initialization.
+    RETURNS (Any): The cutting view of it, or None.
+    """
+    if tokenizer is None:
+        return None
+    view = object.__new__(_cut_tokenizer_class(type(tokenizer)))
+    view.__dict__ = tokenizer.__dict__
+    return view
+
+
+@functools.lru_cache(maxsize=None)
+def _transformer_model_class() -> type:
+    """spacy-transformers' TransformerModel whose forward pass (and init) tokenize
+    with `cut_tokenizer` (built once, on first use: it imports torch)."""
+    from spacy_transformers.layers import TransformerModel
+
+    class CutTransformerModel(TransformerModel):
+        @property
+        def tokenizer(self) -> Any:
+            return cut_tokenizer(super().tokenizer)
+
+        def copy(self) -> Any:
+            # spaCy's replace_listeners copies the model; TransformerModel.copy builds its own class
+            copied = super().copy()
+            copied.__class__ = type(self)
+            return copied
+
+    return CutTransformerModel
+
+
 def _shim(model: Model) -> Any:
     """The shim of a TransformerModel, as a `CpuAutocastHFShim`.
 
@@ -341,8 +425,8 @@ def create_transformer_model(
     character_pieces: bool = False,
     cpu_training_dtype: str = "float32",
 ) -> Model:
-    """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs
-    and length-chunked prediction.
+    """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs,
+    length-chunked prediction, and spans cut at the model's maximum before padding.
 
     cpu_inference_dtype (str): "auto", "float32" or "bfloat16"; see the module docstring.
     predict_token_budget (int): padded positions per forward pass in prediction, spans
@@ -408,16 +492,18 @@ def _build_transformer_model(
     mixed_precision: bool,
     grad_scaler_config: Dict[str, Any],
 ) -> Model:
-    """spacy-transformers' TransformerModel with a `CpuAutocastHFShim` as its shim,
+    """spacy-transformers' TransformerModel (as `_transformer_model_class`, which
+    tokenizes with `cut_tokenizer`) with a `CpuAutocastHFShim` as its shim,
     constructed from the same arguments as the HFShim it replaces, before anything
     has used or loaded that one. Loading fills this shim in place
     (`Model.from_bytes` calls each shim's `from_bytes`, which HFShim implements by
     setting its own attributes), so it stays a `CpuAutocastHFShim`.
     """
     from spacy_transformers.data_classes import HFObjects
-    from spacy_transformers.layers import TransformerModel
 
-    model = TransformerModel(name, get_spans, tokenizer_config, transformer_config, mixed_precision, dict(grad_scaler_config))
+    model = _transformer_model_class()(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, dict(grad_scaler_config)
+    )
     # As TransformerModel.__init__ builds them: the tokenizer and transformer come in `initialize` or loading.
     hf_objects = HFObjects(None, None, None, tokenizer_config, transformer_config)
     # HFWrapper takes no shim class (spacy_transformers/layers/hf_wrapper.py): replace its shim.

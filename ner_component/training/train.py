@@ -16,6 +16,7 @@ from wasabi import msg
 from ner_component.backbones import config_transformer, resolve_transformer
 from ner_component.errors import NerComponentError
 from ner_component.hardware import CACHE_ENV, bound_kernel_caches, describe, require_device
+from ner_component.training import batching  # noqa: F401  registers the configs' get_length, entry points or not
 from ner_component.training.loggers import TrainingBudgetExhausted
 from ner_component.training.tracking import (
     LOG_FILE,

@@ -400,3 +400,93 @@ def _ones_like(output):
 
     ones = BaseModelOutput(last_hidden_state=torch.ones_like(output.model_output.last_hidden_state))
     return FullTransformerBatch(spans=output.spans, wordpieces=output.wordpieces, model_output=ones, align=output.align)
+
+# ------------------------------------------------------- spans cut at tokenization
+
+# CJK characters: the tiny BERT's tokenizer (MiniLM's) makes each one a wordpiece.
+HAN = "北京香港廣州東京上海台灣新加坡"
+# Spans over the model's 512 positions among short ones: one token of 600
+# characters, three of 300, and a text of several windows of such tokens.
+OVERSIZE = TEXTS + [HAN * 40, " ".join([HAN * 20] * 3), " ".join(["Paris", HAN * 10] * 30), "Rome"]
+
+
+def _ours_and_stock(tiny_bert):
+    """Our architecture (float32, unchunked) and spacy-transformers' own, with the same weights."""
+    from tests.pipelines import add_transformer
+
+    ours = _our_transformer(tiny_bert, cpu_inference_dtype="float32", predict_token_budget=0)
+    stock = spacy.blank("en")
+    add_transformer(stock, tiny_bert, window=32, stride=24)
+    stock.initialize()
+    stock.get_pipe("transformer").from_bytes(ours.get_pipe("transformer").to_bytes())
+    return ours, stock
+
+
+def _tokenized_widths(monkeypatch):
+    """Record the padded width of every tokenization in the transformer's forward pass."""
+    import spacy_transformers.layers.transformer_model as module
+
+    widths = []
+    tokenize = module.huggingface_tokenize
+
+    def recording(tokenizer, texts):
+        encoding = tokenize(tokenizer, texts)
+        widths.append(encoding["input_ids"].shape[1])
+        return encoding
+
+    monkeypatch.setattr(module, "huggingface_tokenize", recording)
+    return widths
+
+
+def test_oversize_spans_are_cut_before_padding_with_the_same_result(tiny_bert, monkeypatch):
+    """spacy-transformers pads every span of a batch to the longest before it cuts
+    them at 512 positions; ours cuts at 513 first. The model's input, the alignment
+    and the hidden states are the same, in prediction and in a training step."""
+    ours, stock = _ours_and_stock(tiny_bert)
+    widths = _tokenized_widths(monkeypatch)
+    ours_docs = list(ours.pipe(OVERSIZE, batch_size=len(OVERSIZE)))
+    ours_width = widths.pop()
+    stock_docs = list(stock.pipe(OVERSIZE, batch_size=len(OVERSIZE)))
+    stock_width = widths.pop()
+    assert ours_width == 513 and stock_width > 2000  # 16 tokens of 150 characters in one window
+    for a, b in zip(ours_docs, stock_docs):
+        x, y = a._.trf_data, b._.trf_data
+        numpy.testing.assert_array_equal(x.wordpieces.input_ids, y.wordpieces.input_ids)
+        numpy.testing.assert_array_equal(x.wordpieces.attention_mask, y.wordpieces.attention_mask)
+        assert x.wordpieces.strings == y.wordpieces.strings
+        numpy.testing.assert_array_equal(x.align.data, y.align.data)
+        numpy.testing.assert_array_equal(x.align.lengths, y.align.lengths)
+        numpy.testing.assert_allclose(numpy.asarray(x.tensors[0]), numpy.asarray(y.tensors[0]), rtol=1e-5, atol=1e-6)
+    assert max(doc._.trf_data.wordpieces.input_ids.shape[1] for doc in ours_docs) == 512
+    # a token past the 512th wordpiece gets no wordpiece, in both
+    assert ours_docs[3]._.trf_data.align.lengths[-1] == 0
+    docs = [ours.make_doc(text) for text in OVERSIZE]
+    out_ours, _ = ours.get_pipe("transformer").model.begin_update(docs)
+    out_stock, _ = stock.get_pipe("transformer").model.begin_update([stock.make_doc(text) for text in OVERSIZE])
+    numpy.testing.assert_array_equal(out_ours.wordpieces.input_ids, out_stock.wordpieces.input_ids)
+    numpy.testing.assert_array_equal(out_ours.align.data, out_stock.align.data)
+
+
+def test_the_cut_warns_once_and_the_saved_tokenizer_is_the_original(tiny_bert, tmp_path, caplog):
+    import logging
+
+    from ner_component.runtime.transformer import _transformer_model_class, _warn_cut_once
+
+    ours, _ = _ours_and_stock(tiny_bert)
+    model = ours.get_pipe("transformer").model
+    _warn_cut_once.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="ner_component.runtime.transformer"):
+        list(ours.pipe(OVERSIZE))
+        list(ours.pipe(OVERSIZE))
+    assert [r.getMessage() for r in caplog.records].count(
+        "A span of more than 512 wordpieces: its wordpieces past the 512th are dropped "
+        "(spacy-transformers' truncation), and the tokens there get zero vectors"
+    ) == 1
+    saved = model.layers[0].shims[0]._hfmodel.tokenizer
+    assert not type(saved).__name__.startswith("Cut") and type(model.tokenizer).__bases__ == (type(saved),)
+    assert model.tokenizer.__dict__ is saved.__dict__
+    ours.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert type(loaded.get_pipe("transformer").model) is _transformer_model_class()
+    assert type(loaded.get_pipe("transformer").model.copy()) is _transformer_model_class()
+    assert [len(doc._.trf_data.align.lengths) for doc in loaded.pipe(OVERSIZE)] == [len(doc) for doc in ours.pipe(OVERSIZE)]
