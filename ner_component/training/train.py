@@ -61,6 +61,32 @@ def resolve_config(config_path: PathLike, lang: str) -> Path:
     return path
 
 
+# The most of a step budget that the learning-rate warmup may take.
+MAX_WARMUP_SHARE = 0.1
+
+
+def warmup_for_budget(config_path: PathLike, max_steps: int) -> Dict[str, Any]:
+    """Shorten the config's learning-rate warmup for a small step budget.
+
+    `warmup_linear.v1` over `total_steps = ${training.max_steps}` with 100 warmup
+    steps never reaches its peak rate in a 50-step budget, and the model learns
+    nothing (dev F1 0.0 after 50 steps of zh-yue with `cpu_e5.cfg`). A budget gets
+    at most a tenth of its steps as warmup; the configs' own budgets are unchanged
+    (100 of 2,000 and of 1,000).
+
+    config_path (PathLike): The training config.
+    max_steps (int): The step budget.
+    RETURNS (Dict[str, Any]): The override of `warmup_steps`, or nothing.
+    """
+    from spacy.util import load_config
+
+    schedule = load_config(config_path, interpolate=False)["training"]["optimizer"].get("learn_rate")
+    warmup = schedule.get("warmup_steps") if isinstance(schedule, dict) else None
+    if not isinstance(warmup, int) or warmup <= MAX_WARMUP_SHARE * max_steps:
+        return {}
+    return {"training.optimizer.learn_rate.warmup_steps": max(1, int(MAX_WARMUP_SHARE * max_steps))}
+
+
 def character_overrides(config_path: PathLike, lang: str) -> Dict[str, Any]:
     """The config overrides of a character-segmented language (WikiANN's zh, ja,
     zh-yue, zh-classical: `ner_component.data.convert.natural_spaces`): a tokenizer
@@ -151,6 +177,7 @@ def train(
         check_hub_model(all_overrides["paths.transformer"])
     if max_steps is not None:
         all_overrides["training.max_steps"] = max_steps
+        all_overrides.update(warmup_for_budget(config_path, max_steps))
     all_overrides.update(parse_config_overrides([]))
     all_overrides.update(overrides or {})
     try:

@@ -34,3 +34,14 @@ def test_character_pieces_need_our_transformer(tmp_path):
     overrides = character_overrides(tmp_path / "st.cfg", "zh-yue")
     assert "components.transformer.model.character_pieces" not in overrides
     assert overrides["nlp.tokenizer"] == {"@tokenizers": "ner_component.CharacterTokenizer.v1"}
+
+
+def test_a_small_budget_gets_a_short_warmup():
+    from ner_component.training.train import warmup_for_budget
+
+    config = ROOT / "configs" / "cpu_e5.cfg"  # warmup_steps = 100
+    assert warmup_for_budget(config, 50) == {"training.optimizer.learn_rate.warmup_steps": 5}
+    assert warmup_for_budget(config, 330) == {"training.optimizer.learn_rate.warmup_steps": 33}
+    assert warmup_for_budget(config, 1000) == {}
+    assert warmup_for_budget(config, 2000) == {}
+    assert warmup_for_budget(config, 3) == {"training.optimizer.learn_rate.warmup_steps": 1}
