@@ -51,6 +51,28 @@ def add_transformer(nlp: Language, bert_dir: Path, window: int, stride: int) -> 
     nlp.add_pipe("transformer", config={"model": model})
 
 
+def add_our_transformer_and_token_ner(nlp: Language, bert_dir: Path, **settings: Any) -> None:
+    """ner_component.TransformerModel.v1 over `bert_dir` (float32, windows of 64) and
+    `token_ner` listening to it, as the project's configs build them."""
+    nlp.add_pipe("transformer", config={"model": {
+        "@architectures": "ner_component.TransformerModel.v1",
+        "name": str(bert_dir),
+        "tokenizer_config": {"use_fast": True},
+        "cpu_inference_dtype": "float32",
+        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 64, "stride": 48},
+        **settings,
+    }})
+    nlp.add_pipe("token_ner", name="ner", config={"model": {
+        "@architectures": "ner_component.TokenClassifier.v1",
+        "lr_scale": 30.0,
+        "tok2vec": {
+            "@architectures": "spacy-transformers.TransformerListener.v1",
+            "grad_factor": 1.0,
+            "pooling": {"@layers": "ner_component.reduce_first.v1"},
+        },
+    }})
+
+
 def _train(nlp: Language, steps: int) -> None:
     examples = [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in TRAIN_DATA]
     optimizer = nlp.initialize(lambda: examples)

@@ -18,6 +18,7 @@ from ner_component.benchmarks.agreement import (
 from ner_component.data.convert import sentences_to_docs
 from ner_component.data.wikiann import resolve_source
 from ner_component.errors import NerComponentError
+from tests.pipelines import add_our_transformer_and_token_ner
 
 N_TRAIN = 48
 N_OTHER = 48
@@ -48,22 +49,7 @@ def fitted_nlp(tiny_bert, real_sentences):
     real English sentences until it predicts entities with some confidence."""
     spacy.util.fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("transformer", config={"model": {
-        "@architectures": "ner_component.TransformerModel.v1",
-        "name": str(tiny_bert),
-        "tokenizer_config": {"use_fast": True},
-        "cpu_inference_dtype": "float32",
-        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 64, "stride": 48},
-    }})
-    nlp.add_pipe("token_ner", name="ner", config={"model": {
-        "@architectures": "ner_component.TokenClassifier.v1",
-        "lr_scale": 30.0,
-        "tok2vec": {
-            "@architectures": "spacy-transformers.TransformerListener.v1",
-            "grad_factor": 1.0,
-            "pooling": {"@layers": "ner_component.reduce_first.v1"},
-        },
-    }})
+    add_our_transformer_and_token_ner(nlp, tiny_bert)
     examples = [Example(nlp.make_doc(doc.text), doc) for doc in real_sentences[:N_TRAIN]]
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 1e-3

@@ -5,6 +5,7 @@ from spacy.training import Example
 
 from ner_component.runtime.tokenizer import CharacterTokenizer
 from ner_component.runtime.transformer import split_into_characters
+from tests.pipelines import add_our_transformer_and_token_ner
 
 TEXTS = ["香港著名電影從業員黃百鳴", "ATM機 New York。", "  香港\n 電影 ", "", "習近平在北京會見了美國總統。"]
 
@@ -73,23 +74,7 @@ def test_character_pieces_with_a_wordpiece_tokenizer(tiny_bert):
 
 def _zh_like_pipeline(tiny_bert):
     nlp = spacy.blank("xx", config={"nlp": {"tokenizer": {"@tokenizers": "ner_component.CharacterTokenizer.v1"}}})
-    nlp.add_pipe("transformer", config={"model": {
-        "@architectures": "ner_component.TransformerModel.v1",
-        "name": str(tiny_bert),
-        "tokenizer_config": {"use_fast": True},
-        "cpu_inference_dtype": "float32",
-        "character_pieces": True,
-        "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1", "window": 64, "stride": 48},
-    }})
-    nlp.add_pipe("token_ner", name="ner", config={"model": {
-        "@architectures": "ner_component.TokenClassifier.v1",
-        "lr_scale": 30.0,
-        "tok2vec": {
-            "@architectures": "spacy-transformers.TransformerListener.v1",
-            "grad_factor": 1.0,
-            "pooling": {"@layers": "ner_component.reduce_first.v1"},
-        },
-    }})
+    add_our_transformer_and_token_ner(nlp, tiny_bert, character_pieces=True)
     return nlp
 
 
