@@ -3,7 +3,7 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
@@ -27,7 +27,7 @@ UNSPACED_CHARACTER = re.compile(
 CHARACTER_SEGMENTED_SHARE = 0.5
 
 
-def natural_spaces(words: List[str]) -> Optional[List[bool]]:
+def natural_spaces(words: Sequence[str]) -> Optional[List[bool]]:
     """The spaces between WikiANN tokens as the text was written, or None to keep
     them unknown (a space after every token, as spaCy assumes).
 
@@ -44,7 +44,7 @@ def natural_spaces(words: List[str]) -> Optional[List[bool]]:
     of Khmer or Tibetan WikiANN (whitespace-separated chunks, as written), are
     unchanged.
 
-    words (List[str]): The tokens of one sentence.
+    words (Sequence[str]): The tokens of one sentence.
     RETURNS (Optional[List[bool]]): Whether each token is followed by a space, the
         last one not; None when no run was joined.
     """
@@ -65,13 +65,13 @@ def natural_spaces(words: List[str]) -> Optional[List[bool]]:
     return spaces
 
 
-def is_character_segmented(sentences: List[Sentence]) -> bool:
+def is_character_segmented(sentences: Sequence[Sequence[str]]) -> bool:
     """Whether WikiANN segmented a language into characters: at least half of its
     (train) sentences hold a character-segmented run (see `natural_spaces`). Only
     then are runs joined, and the pipeline splits text into characters; a language
     segmented into words (wuu, gan, km, bo) keeps its spaces everywhere, since its
     single-character tokens are words."""
-    n_segmented = sum(natural_spaces(sentence.tokens) is not None for sentence in sentences)
+    n_segmented = sum(natural_spaces(words) is not None for words in sentences)
     return bool(sentences) and n_segmented >= CHARACTER_SEGMENTED_SHARE * len(sentences)
 
 
@@ -143,7 +143,7 @@ def convert(source: Source, output_dir: PathLike, lang: str) -> Dict[str, Any]:
     check_writable(output_dir, "folder")
     # The train split decides whether the language is character-segmented, for all three.
     train = list(source.sentences("train"))
-    segmented = is_character_segmented(train)
+    segmented = is_character_segmented([sentence.tokens for sentence in train])
     report: Dict[str, Any] = {"lang": lang, "source": source.description, "character_segmented": segmented, "splits": {}}
     vocab = Vocab()
     corpora: Dict[str, bytes] = {}

@@ -18,7 +18,6 @@ from spacy.tokens import Doc, Span
 from tqdm import tqdm
 
 from ner_component.data.convert import LABELS, is_character_segmented, natural_spaces, read_docs
-from ner_component.data.wikiann import Sentence
 from ner_component.hardware import require_device
 from ner_component.util import PathLike, write_json_atomic
 
@@ -36,7 +35,7 @@ def raw_text_examples(gold_docs: List[Doc]) -> List[Tuple[str, Set[CharSpan]]]:
     RETURNS (List[Tuple[str, Set[CharSpan]]]): Text and (start, end, label) per doc.
     """
     words = [[t.text for t in doc] for doc in gold_docs]
-    segmented = is_character_segmented([Sentence(w, [], "") for w in words])
+    segmented = is_character_segmented(words)
     examples = []
     for doc, doc_words in zip(gold_docs, words):
         spaces = (natural_spaces(doc_words) if segmented else None) or [True] * (len(doc_words) - 1) + [False]
