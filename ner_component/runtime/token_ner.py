@@ -248,6 +248,7 @@ class TokenNER(TrainablePipe):
         *,
         nlp: Optional[Language] = None,
         labels: Optional[Sequence[str]] = None,
+        tag_prior: bool = False,
     ) -> None:
         """Set the labels (from `labels`, or else from the gold entities) and
         initialize the model, which infers its output width from them.
@@ -255,6 +256,11 @@ class TokenNER(TrainablePipe):
         get_examples (Callable[[], Iterable[Example]]): Returns gold examples.
         nlp (Optional[Language]): The pipeline.
         labels (Optional[Sequence[str]]): Entity labels, e.g. from `spacy init labels`.
+        tag_prior (bool): Start the output layer's bias at the log frequency of each
+            tag in the examples, so the untrained layer predicts the tag prior
+            instead of a uniform distribution ([initialize.components.ner] in the
+            config). Its weights start from zero either way; the bias would otherwise
+            spend the first steps learning that most tokens are O.
         """
         validate_get_examples(get_examples, "TokenNER.initialize")
         if labels is None:
@@ -270,7 +276,20 @@ class TokenNER(TrainablePipe):
         if not docs:
             raise ValueError(f"'{self.name}' needs at least one example to initialize")
         self.model.initialize(X=docs, Y=truths)
+        if tag_prior:
+            self._set_tag_prior(get_examples)
         self._constraints = None
+
+    def _set_tag_prior(self, get_examples: Callable[[], Iterable[Example]]) -> None:
+        """Set the output layer's bias to the log frequency of each tag in the
+        examples (add-one smoothed, so an unseen tag stays possible)."""
+        counts = numpy.ones((len(self.tags),), dtype="float64")
+        for eg in get_examples():
+            ids = iob.biluo_to_tag_ids(eg.get_aligned_ner(), self.tags)
+            counts += numpy.bincount(ids[ids != iob.MISSING], minlength=len(self.tags))
+        output_layer = self.model.get_ref("output_layer")
+        prior = numpy.log(counts / counts.sum()).astype("float32")
+        output_layer.set_param("b", output_layer.ops.asarray1f(prior))
 
     def predict(self, docs: Iterable[Doc]) -> TokenNERPrediction:
         """Tag each token with the best valid IOB2 sequence, without changing the docs.

@@ -156,6 +156,27 @@ def test_initialize_with_labels_argument():
     assert nlp2.get_pipe("ner").labels == ("PER", "ORG", "LOC")
 
 
+def test_tag_prior_starts_the_untrained_layer_at_the_tag_frequencies():
+    nlp = make_nlp()
+    examples = make_examples(nlp)
+    ner = nlp.get_pipe("ner")
+    ner.initialize(lambda: examples, tag_prior=True)
+    counts = numpy.ones(len(TAGS))
+    for eg in examples:
+        for tag in eg.get_aligned_ner():
+            if tag and tag != "-":
+                counts[TAGS.index(tag if tag == "O" else ("B-" if tag[0] in "BU" else "I-") + tag[2:])] += 1
+    expected = counts / counts.sum()
+    assert not numpy.allclose(expected, 1 / len(TAGS))
+    (probs,) = ner.model.predict([nlp.make_doc("Paris is nice")])
+    # The weights start at zero, so every token gets the prior, whatever its vector.
+    assert numpy.allclose(probs, expected[None, :], atol=1e-6)
+    plain = make_nlp()
+    plain.get_pipe("ner").initialize(lambda: make_examples(plain))
+    (uniform,) = plain.get_pipe("ner").model.predict([plain.make_doc("Paris is nice")])
+    assert numpy.allclose(uniform, 1 / len(TAGS))
+
+
 def test_loss_ignores_unknown_tokens():
     nlp = make_nlp()
     examples = make_examples(nlp)
