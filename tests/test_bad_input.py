@@ -256,28 +256,6 @@ def test_6_sigterm_with_one_process_leaves_no_temporary_file(model: Path, tmp_pa
     interrupt(model, tmp_path, 1, signal.SIGTERM, False)
 
 
-# Streams distinct lines of random words through annotate_lines and prints the RSS
-# (MB) after MEMORY_FIRST lines and after the last one.
-MEMORY_SCRIPT = """
-import json, random, string, sys
-import psutil
-from ner_component.annotate.local import annotate_lines, load_pipeline, set_torch_threads
-
-model, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-set_torch_threads(1)
-nlp = load_pipeline(model, cpu_dtype="auto")
-rng = random.Random(0)
-
-def word():
-    return "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(3, 12)))
-
-lines = ((i, (" ".join(word() for _ in range(rng.randint(3, 25))) + "\\n").encode()) for i in range(1, last + 1))
-rss = {}
-for result in annotate_lines(nlp, lines, "text"):
-    if result.line_no in (first, last):
-        rss[result.line_no] = psutil.Process().memory_info().rss / 2**20
-print(json.dumps(rss))
-"""
 # Measured here (Xeon with AMX, bfloat16), from 20k to 60k lines: +178 MB with
 # PyTorch's default kernel caches (1,024), +24 MB with both at 32, +43-44 MB with
 # both at 256 (three runs, 2026-11-30: the larger caches are still filling).
@@ -285,20 +263,26 @@ MEMORY_FIRST, MEMORY_LAST, MEMORY_BOUND_MB = 20_000, 60_000, 80
 
 
 @pytest.mark.slow
-def test_7_memory_stays_flat(model: Path) -> None:
+def test_7_memory_stays_flat(model: Path, tmp_path: Path) -> None:
     """40,000 more distinct lines (every word new, many lengths) grow RSS by less
     than MEMORY_BOUND_MB: spaCy's memory zones free the new strings and lexemes,
-    and PyTorch's per-shape kernel caches are capped."""
+    and PyTorch's per-shape kernel caches are capped. Measured in a fresh process
+    by `scripts/benchmark_annotate_memory.py`, the command of the documented figures."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(ROOT))
     for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
         env.pop(name, None)
+    output = tmp_path / "memory.json"
     proc = subprocess.run(
-        [sys.executable, "-c", MEMORY_SCRIPT, str(model), str(MEMORY_FIRST), str(MEMORY_LAST)],
+        [sys.executable, str(ROOT / "scripts" / "benchmark_annotate_memory.py"), str(model), str(output),
+         "--lines", str(MEMORY_LAST), "--every", str(MEMORY_FIRST)],
         capture_output=True, text=True, env=env, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
-    rss = json.loads(proc.stdout.splitlines()[-1])
-    growth = rss[str(MEMORY_LAST)] - rss[str(MEMORY_FIRST)]
+    result = json.loads(output.read_text())
+    assert result["kernel_cache_capacity"] == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "256", "LRU_CACHE_CAPACITY": "256"}
+    rss = {report["line"]: report["rss_mb"] for report in result["rss_mb"]}
+    assert sorted(rss) == [MEMORY_FIRST, 2 * MEMORY_FIRST, MEMORY_LAST]
+    growth = rss[MEMORY_LAST] - rss[MEMORY_FIRST]
     assert growth < MEMORY_BOUND_MB, rss
 
 
