@@ -12,7 +12,6 @@ import os
 import random
 import string
 import time
-from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ner_component.errors import NerComponentError
@@ -91,6 +90,5 @@ def run_annotate_memory(
         "kernel_cache_capacity": {name: os.environ.get(name) for name in CACHE_ENV},
         "rss_mb": reports,
     }
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output, result)
+    write_json_atomic(output, result)  # creates the folder
     return result
