@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ner_component.runtime.transformer import resolve_cpu_inference_dtype
 from tests.util import copy_project
 
 LANG = "bn"
@@ -111,6 +112,11 @@ def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     log_rows = [json.loads(line) for line in (root / "training" / LANG / "log.jsonl").read_text().splitlines()]
     assert any("dev_f1" in row for row in log_rows), log_rows[:3]
     assert (root / "metrics" / LANG / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    # what ran: the budget, and the training dtype "auto" resolved to on this CPU
+    train_info = json.loads((root / "training" / LANG / "train_info.json").read_text())
+    assert train_info["max_steps"] == 20
+    assert train_info["training_dtype"] == resolve_cpu_inference_dtype("auto")
+    assert train_info["training_dtype_setting"] == "cpu_training_dtype = auto"
     packaged_config = next((root / "packages").glob("*/*/*/config.cfg")).read_text()
     assert f'cpu_inference_dtype = "{cpu_dtype}"' in packaged_config
 
@@ -122,6 +128,7 @@ def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     assert "Requires-Dist: spacy-transformers" in metadata
     assert "datasets:\n- unimelb-nlp/wikiann" in metadata
     assert f"config: {LANG}" in metadata
+    assert f"| Training dtype | {train_info['training_dtype']} (`cpu_training_dtype = auto`) |" in metadata
 
     if cpu_dtype != "float32":
         return  # the run cache and the installed wheel are checked once, below

@@ -285,7 +285,7 @@ def run_benchmark(
     if unknown:
         raise NerComponentError(f"sides {','.join(sides)!r}: expected one or more of {', '.join(SIDES)}")
     training_dir, metrics_dir = Path(training_dir), Path(metrics_dir)
-    spacy_config = resolve_config(spacy_config, lang)
+    spacy_config = resolve_config(spacy_config)
     if transformer is None:
         transformer = config_transformer(spacy_config)
     results: Dict[str, Optional[Dict[str, Any]]] = {}

@@ -165,6 +165,8 @@ def model_card(
         [
             ("Config", f"`{info.get('config', 'config.cfg')}` (full config in the package: `config.cfg`)"),
             ("Overrides", f"`{json.dumps(info.get('overrides', {}))}`"),
+            ("Step budget", f"{info['max_steps']:,} steps" if info.get("max_steps") else "unknown"),
+            ("Training dtype", f"{info['training_dtype']} (`{info.get('training_dtype_setting')}`)" if info.get("training_dtype") else "unknown"),
             ("Training time", f"{info.get('train_seconds', 'unknown')} s on {info.get('hardware', 'unknown hardware')}"),
         ]
     )

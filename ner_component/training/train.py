@@ -33,29 +33,25 @@ from ner_component.training.tracking import (
 from ner_component.util import PathLike, character_segmented_corpus, spacy_lang, write_json_atomic
 
 TRAIN_INFO = "train_info.json"
-# `configs/auto`: the config for the language (README, "Choosing the config").
+# `configs/auto`: the default config, for every language (README, "Choosing the config").
 AUTO_CONFIG = "auto"
-ENGLISH_CONFIG = "cpu_token_ner.cfg"
-MULTILINGUAL_CONFIG = "cpu_e5.cfg"
-# WikiANN's English ones: English and Simple English.
-ENGLISH_LANGS = ("en", "simple")
+DEFAULT_CONFIG = "cpu_e5.cfg"
 OUR_TRANSFORMER = "ner_component.TransformerModel.v1"
 
 
-def resolve_config(config_path: PathLike, lang: str) -> Path:
-    """The training config to use: `<folder>/auto` is the English config
-    (uncased MiniLM) for English and the multilingual one (cased
-    multilingual-e5-small, which reads every script WikiANN has) for every other
-    language; any other path is itself.
+def resolve_config(config_path: PathLike) -> Path:
+    """The training config to use: `<folder>/auto` is the multilingual one (cased
+    multilingual-e5-small, which reads every script WikiANN has) for every language,
+    English included (test F1 83 against MiniLM's 80 at less training time on a
+    bfloat16 CPU: docs/benchmarks.md); any other path is itself.
 
     config_path (PathLike): A config, or `<folder>/auto`.
-    lang (str): The WikiANN language code.
     RETURNS (Path): The config file.
     RAISES (NerComponentError): When it doesn't exist.
     """
     path = Path(config_path)
     if path.name == AUTO_CONFIG:
-        path = path.parent / (ENGLISH_CONFIG if lang in ENGLISH_LANGS else MULTILINGUAL_CONFIG)
+        path = path.parent / DEFAULT_CONFIG
     if not path.is_file():
         raise NerComponentError(f"{path}: training config not found")
     return path
@@ -161,7 +157,7 @@ def train(
     for split in ("train", "dev"):
         if not (corpus_dir / f"{split}.spacy").exists():
             raise NerComponentError(f"{corpus_dir / split}.spacy not found: run the convert step first")
-    config_path = resolve_config(config_path, lang)
+    config_path = resolve_config(config_path)
     all_overrides: Dict[str, Any] = {
         "paths.train": str(corpus_dir / "train.spacy"),
         "paths.dev": str(corpus_dir / "dev.spacy"),
@@ -187,7 +183,7 @@ def train(
     created = not Path(output_dir).exists()
     try:
         with _logged_config(config_path, output_dir, all_overrides, logger, wandb_config) as (run_config, log_path, wandb_run):
-            _evaluate_last_step(run_config, all_overrides)
+            settings = _evaluate_last_step(run_config, all_overrides, gpu_id)
             start = time.perf_counter()
             stopped_by_budget = False
             try:
@@ -209,6 +205,7 @@ def train(
         "config": str(config_path),
         "transformer": transformer,
         "overrides": {k: v for k, v in all_overrides.items() if not k.startswith("paths.")},
+        **settings,
         "train_seconds": round(seconds, 1),
         "stopped_by_budget": stopped_by_budget,
         "device": f"cuda:{gpu_id}" if gpu_id >= 0 else "cpu",
@@ -266,12 +263,17 @@ def _logged_config(
                 os.environ.pop("WANDB_RUN_ID", None)
 
 
-def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any]) -> None:
+def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any], gpu_id: int = -1) -> Dict[str, Any]:
     """spaCy evaluates (and saves model-best) every `eval_frequency` steps only: with a
-    step budget below it, model-best would be the untrained model. Evaluate at the end."""
+    step budget below it, model-best would be the untrained model. Evaluate at the end.
+
+    RETURNS (Dict[str, Any]): What the run trains with, for `train_info.json`: the step
+        budget and the training dtype, resolved for this machine (`training_dtype`).
+    """
     from spacy.util import load_config
 
-    training = load_config(config_path, overrides=overrides, interpolate=True)["training"]
+    config = load_config(config_path, overrides=overrides, interpolate=True)
+    training = config["training"]
     max_steps, frequency = training["max_steps"], training["eval_frequency"]
     if max_steps and max_steps < frequency:
         overrides["training.eval_frequency"] = max_steps
@@ -280,6 +282,26 @@ def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any]) -> Non
             f"training.max_steps ({max_steps}) is not a multiple of training.eval_frequency "
             f"({frequency}): the last {max_steps % frequency} steps can't become model-best"
         )
+    return {"max_steps": max_steps, **training_dtype(config, gpu_id)}
+
+
+def training_dtype(config: Dict[str, Any], gpu_id: int = -1) -> Dict[str, str]:
+    """The dtype training steps compute in on this machine: on CPU, the transformer's
+    `cpu_training_dtype` with "auto" resolved (bfloat16 where the CPU has it natively);
+    on a GPU, float16 mixed precision or float32 as `mixed_precision` says.
+
+    config (Dict[str, Any]): The interpolated training config.
+    gpu_id (int): -1 for the CPU, else the CUDA device.
+    RETURNS (Dict[str, str]): `training_dtype` and the `training_dtype_setting` it comes from.
+    """
+    from ner_component.runtime.transformer import resolve_cpu_inference_dtype
+
+    model = config.get("components", {}).get("transformer", {}).get("model", {})
+    if gpu_id >= 0:
+        mixed = bool(model.get("mixed_precision", False))
+        return {"training_dtype": "float16 mixed precision" if mixed else "float32", "training_dtype_setting": f"mixed_precision = {str(mixed).lower()}"}
+    setting = model.get("cpu_training_dtype", "float32")
+    return {"training_dtype": resolve_cpu_inference_dtype(setting, "cpu_training_dtype"), "training_dtype_setting": f"cpu_training_dtype = {setting}"}
 
 
 def check_config_sections(config_path: PathLike, overrides: Dict[str, Any]) -> None:

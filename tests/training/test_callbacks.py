@@ -1,10 +1,12 @@
 """Tests of the training callbacks (`ner_component.training.callbacks`)."""
+import ctypes
+
 import numpy
 import pytest
 from spacy.util import registry
 from thinc.api import Adam
 
-from ner_component.training.callbacks import torch_modules
+from ner_component.training.callbacks import malloc_trim, torch_modules
 from tests.util import make_examples, make_transformer_nlp
 
 
@@ -52,3 +54,42 @@ def test_pattern_that_matches_nothing_fails(tiny_bert):
     nlp.initialize(lambda: make_examples(nlp))
     with pytest.raises(ValueError, match="no transformer parameter matches.*'word_embedings'"):
         make_freezer(["word_embedings"])(nlp)
+
+
+def make_trimmer(every_n_steps):
+    config = {"cb": {"@callbacks": "ner_component.trim_freed_memory.v1", "every_n_steps": every_n_steps}}
+    return registry.resolve(config)["cb"]
+
+
+def resident_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+
+
+@pytest.mark.skipif(malloc_trim() is None, reason="glibc only")
+def test_trim_returns_what_glibc_keeps():
+    """Free 200 MB of small blocks under one still in use: glibc keeps the pages
+    (the block on top pins the heap) until the callback trims."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    block = 64 * 1024  # below glibc's mmap threshold: from the heap
+    blocks = [libc.malloc(block) for _ in range(3200)]
+    for address in blocks:
+        ctypes.memset(address, 1, block)
+    pinned = blocks.pop()
+    for address in blocks:
+        libc.free(address)
+    kept = resident_kb()
+    trim = make_trimmer(10)
+    trim(None, {"step": 3, "epoch": 0})  # not a step to trim at
+    assert resident_kb() > kept - 50_000
+    trim(None, {"step": 20, "epoch": 0})
+    assert resident_kb() < kept - 150_000
+    libc.free(pinned)
+
+
+def test_trim_every_n_steps_checked():
+    with pytest.raises(ValueError, match="every_n_steps must be an integer >= 1, got 0"):
+        make_trimmer(0)

@@ -5,16 +5,13 @@ from ner_component.errors import NerComponentError
 from tests.util import ROOT
 
 
-def test_auto_config_by_language():
+def test_auto_config():
     from ner_component.training.train import resolve_config
 
-    assert resolve_config(ROOT / "configs" / "auto", "en").name == "cpu_token_ner.cfg"
-    assert resolve_config(ROOT / "configs" / "auto", "simple").name == "cpu_token_ner.cfg"
-    for lang in ("zh-yue", "bn", "de"):
-        assert resolve_config(ROOT / "configs" / "auto", lang).name == "cpu_e5.cfg"
-    assert resolve_config(ROOT / "configs" / "cpu.cfg", "bn").name == "cpu.cfg"
+    assert resolve_config(ROOT / "configs" / "auto").name == "cpu_e5.cfg"
+    assert resolve_config(ROOT / "configs" / "cpu.cfg").name == "cpu.cfg"
     with pytest.raises(NerComponentError, match="nope.cfg: training config not found"):
-        resolve_config(ROOT / "configs" / "nope.cfg", "en")
+        resolve_config(ROOT / "configs" / "nope.cfg")
 
 
 def test_character_segmented_languages_get_a_character_tokenizer():
@@ -45,3 +42,22 @@ def test_a_small_budget_gets_a_short_warmup():
     assert warmup_for_budget(config, 1000) == {}
     assert warmup_for_budget(config, 2000) == {}
     assert warmup_for_budget(config, 3) == {"training.optimizer.learn_rate.warmup_steps": 1}
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["bfloat16 CPU", "AVX2 CPU"])
+def test_train_info_names_the_dtype_that_ran(monkeypatch, native):
+    """"auto" is resolved for the machine, both kinds forced whatever this CPU is."""
+    from ner_component.runtime import transformer
+    from ner_component.training.train import training_dtype
+
+    monkeypatch.setattr(transformer, "cpu_has_native_bf16", lambda: native)
+    config = {"components": {"transformer": {"model": {"cpu_training_dtype": "auto", "mixed_precision": False}}}}
+    assert training_dtype(config) == {
+        "training_dtype": "bfloat16" if native else "float32",
+        "training_dtype_setting": "cpu_training_dtype = auto",
+    }
+    config["components"]["transformer"]["model"]["cpu_training_dtype"] = "float32"
+    assert training_dtype(config)["training_dtype"] == "float32"
+    assert training_dtype(config, gpu_id=0) == {"training_dtype": "float32", "training_dtype_setting": "mixed_precision = false"}
+    # spacy-transformers' own architecture has no CPU training dtype: float32
+    assert training_dtype({"components": {"transformer": {"model": {}}}})["training_dtype"] == "float32"
