@@ -88,11 +88,14 @@ def create_trim_freed_memory(every_n_steps: int = 50) -> Callable[[Language, Dic
     keeps after PyTorch frees it, every `every_n_steps` training steps.
 
     Each CPU training step allocates and frees activations of a new shape; glibc keeps
-    the freed pages for reuse, fragmented, so a training process grows far past what it
-    holds: 120 steps of `configs/cpu_e5.cfg` grew it from 1.6 to 5.3 GB, and
-    `malloc_trim(0)` took it back to 2.2 GB (docs/benchmarks.md, "Memory of training").
-    Trimming costs the page faults of touching that memory again, so not every step.
-    Neither PyTorch, thinc nor spaCy trim; elsewhere than glibc this does nothing.
+    the freed pages for reuse, so a training process holds far more than it uses
+    between steps: 120 steps of `configs/cpu_e5.cfg` grew it from 1.6 to 5.3 GB, and
+    `malloc_trim(0)` took it back to 2.2 GB. It lowers the peak less (a step's own
+    activations make most of it: 5.7 instead of 6.3 GB over 240 steps at every 10;
+    `accumulate_gradient` does more), so no config uses it by default
+    (docs/benchmarks.md, "Memory of training"). Trimming costs the page faults of
+    touching that memory again. Neither PyTorch, thinc nor spaCy trim; elsewhere than
+    glibc this does nothing.
 
     every_n_steps (int): Trim before every this many steps (step 0 included).
     RETURNS (Callable[[Language, Dict[str, Any]], None]): The callback.
