@@ -91,7 +91,7 @@ def create_trim_freed_memory(every_n_steps: int = 50) -> Callable[[Language, Dic
     the freed pages for reuse, so a training process holds far more than it uses
     between steps: 120 steps of `configs/cpu_e5.cfg` grew it from 1.6 to 5.3 GB, and
     `malloc_trim(0)` took it back to 2.2 GB. It lowers the peak less (a step's own
-    activations make most of it: 5.7 instead of 6.3 GB over 240 steps at every 10;
+    activations make most of it: 5.6 instead of 6.1 GB over 240 steps at every 10;
     `accumulate_gradient` does more), so no config uses it by default
     (docs/benchmarks.md, "Memory of training"). Trimming costs the page faults of
     touching that memory again. Neither PyTorch, thinc nor spaCy trim; elsewhere than
