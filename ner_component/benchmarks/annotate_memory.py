@@ -7,15 +7,14 @@ lines in a spaCy memory zone and bounds both kernel caches
 (`ner_component.hardware.bound_kernel_caches`), so the resident memory should level
 off; this measures it, one process, one PyTorch thread (as `annotate --torch-threads 1`).
 """
-import json
-import os
 import random
 import string
 import time
 from typing import Any, Dict, Iterator, Optional, Tuple
 
+from ner_component.benchmarks import record_reports
 from ner_component.errors import NerComponentError
-from ner_component.util import PathLike, check_writable, write_json_atomic
+from ner_component.util import PathLike, check_writable
 
 
 def distinct_lines(n_lines: int, seed: int = 0) -> Iterator[Tuple[int, bytes]]:
@@ -75,20 +74,6 @@ def run_annotate_memory(
 
     RETURNS (Dict[str, Any]): What was written.
     """
-    from ner_component.hardware import CACHE_ENV, describe
-
     check_writable(output, "file")
-    reports = []
-    for report in rss_over_stream(model, n_lines, every, cpu_dtype):
-        print(json.dumps(report), flush=True)
-        reports.append(report)
-    result = {
-        "model": str(model),
-        "lines": n_lines,
-        "cpu_dtype": cpu_dtype,
-        "hardware": describe(),
-        "kernel_cache_capacity": {name: os.environ.get(name) for name in CACHE_ENV},
-        "rss_mb": reports,
-    }
-    write_json_atomic(output, result)  # creates the folder
-    return result
+    settings = {"model": str(model), "lines": n_lines, "cpu_dtype": cpu_dtype}
+    return record_reports(rss_over_stream(model, n_lines, every, cpu_dtype), output, settings, "rss_mb")

@@ -10,14 +10,13 @@ and reports the resident memory, its peak and the summed step time. Dev scoring 
 saving are left out: a whole `spacy project run all` measures those
 (docs/benchmarks.md, "Memory of training").
 """
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
+from ner_component.benchmarks import record_reports
 from ner_component.errors import NerComponentError
-from ner_component.util import PathLike, check_writable, spacy_lang, write_json_atomic
+from ner_component.util import PathLike, check_writable, spacy_lang
 
 TRIM_CALLBACK = "ner_component.trim_freed_memory.v1"
 
@@ -129,23 +128,14 @@ def run_training_memory(
 
     RETURNS (Dict[str, Any]): What was written.
     """
-    from ner_component.hardware import CACHE_ENV, describe
-
     check_writable(output, "file")
-    reports = []
-    for report in training_memory(config_path, corpus_dir, lang, steps, every, trim_every, overrides, transformer):
-        print(json.dumps(report), flush=True)
-        reports.append(report)
-    result = {
+    settings = {
         "config": str(config_path),
         "lang": lang,
         "steps": steps,
         "trim_every": "config" if trim_every is None else trim_every,
         "overrides": overrides or {},
         "transformer": transformer,
-        "hardware": describe(),
-        "kernel_cache_capacity": {name: os.environ.get(name) for name in CACHE_ENV},
-        "reports": reports,
     }
-    write_json_atomic(output, result)  # creates the folder
-    return result
+    reports = training_memory(config_path, corpus_dir, lang, steps, every, trim_every, overrides, transformer)
+    return record_reports(reports, output, settings, "reports")
