@@ -151,6 +151,7 @@ def train(
     """
     bound_kernel_caches()
     from spacy.cli.train import train as spacy_train
+    from spacy.util import load_config
 
     require_device(gpu_id)
     corpus_dir = Path(corpus_dir)
@@ -183,7 +184,10 @@ def train(
     created = not Path(output_dir).exists()
     try:
         with _logged_config(config_path, output_dir, all_overrides, logger, wandb_config) as (run_config, log_path, wandb_run):
-            settings = _evaluate_last_step(run_config, all_overrides, gpu_id)
+            run = load_config(run_config, overrides=all_overrides, interpolate=True)
+            _evaluate_last_step(run["training"], all_overrides)
+            # what ran, for train_info.json and the model card
+            settings = {"max_steps": run["training"]["max_steps"], **training_dtype(run, gpu_id)}
             start = time.perf_counter()
             stopped_by_budget = False
             try:
@@ -263,17 +267,13 @@ def _logged_config(
                 os.environ.pop("WANDB_RUN_ID", None)
 
 
-def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any], gpu_id: int = -1) -> Dict[str, Any]:
+def _evaluate_last_step(training: Dict[str, Any], overrides: Dict[str, Any]) -> None:
     """spaCy evaluates (and saves model-best) every `eval_frequency` steps only: with a
     step budget below it, model-best would be the untrained model. Evaluate at the end.
 
-    RETURNS (Dict[str, Any]): What the run trains with, for `train_info.json`: the step
-        budget and the training dtype, resolved for this machine (`training_dtype`).
+    training (Dict[str, Any]): The interpolated `[training]` section.
+    overrides (Dict[str, Any]): The run's config overrides; gets `eval_frequency`.
     """
-    from spacy.util import load_config
-
-    config = load_config(config_path, overrides=overrides, interpolate=True)
-    training = config["training"]
     max_steps, frequency = training["max_steps"], training["eval_frequency"]
     if max_steps and max_steps < frequency:
         overrides["training.eval_frequency"] = max_steps
@@ -282,7 +282,6 @@ def _evaluate_last_step(config_path: PathLike, overrides: Dict[str, Any], gpu_id
             f"training.max_steps ({max_steps}) is not a multiple of training.eval_frequency "
             f"({frequency}): the last {max_steps % frequency} steps can't become model-best"
         )
-    return {"max_steps": max_steps, **training_dtype(config, gpu_id)}
 
 
 def training_dtype(config: Dict[str, Any], gpu_id: int = -1) -> Dict[str, str]:
