@@ -11,12 +11,11 @@ saving are left out: a whole `spacy project run all` measures those
 (docs/benchmarks.md, "Memory of training").
 """
 import time
-from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 from ner_component.benchmarks import record_reports
 from ner_component.errors import NerComponentError
-from ner_component.util import PathLike, check_writable, spacy_lang
+from ner_component.util import PathLike, check_writable
 
 TRIM_CALLBACK = "ner_component.trim_freed_memory.v1"
 
@@ -67,16 +66,11 @@ def training_memory(
 
     from ner_component.backbones import config_transformer, resolve_transformer
     from ner_component.hardware import bound_kernel_caches
-    from ner_component.training.train import resolve_config
+    from ner_component.training.train import corpus_overrides, resolve_config
 
     bound_kernel_caches()
     config_path = resolve_config(config_path)
-    corpus_dir = Path(corpus_dir)
-    all_overrides: Dict[str, Any] = {
-        "paths.train": str(corpus_dir / "train.spacy"),
-        "paths.dev": str(corpus_dir / "dev.spacy"),
-        "nlp.lang": spacy_lang(lang),
-    }
+    all_overrides = corpus_overrides(config_path, corpus_dir, lang)
     transformer = transformer or config_transformer(config_path)
     if transformer is not None:
         all_overrides["paths.transformer"] = resolve_transformer(transformer)

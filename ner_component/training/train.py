@@ -114,6 +114,27 @@ def character_overrides(config_path: PathLike, lang: str) -> Dict[str, Any]:
     return overrides
 
 
+def corpus_overrides(config_path: PathLike, corpus_dir: PathLike, lang: str) -> Dict[str, Any]:
+    """The config overrides that point a config at a corpus: its train and dev files,
+    the spaCy language, and for a character-segmented corpus the character tokenizer
+    (`character_overrides`).
+
+    config_path (PathLike): The training config.
+    corpus_dir (PathLike): The folder with `train.spacy` and `dev.spacy`.
+    lang (str): The WikiANN language code.
+    RETURNS (Dict[str, Any]): Config overrides.
+    """
+    corpus_dir = Path(corpus_dir)
+    overrides: Dict[str, Any] = {
+        "paths.train": str(corpus_dir / "train.spacy"),
+        "paths.dev": str(corpus_dir / "dev.spacy"),
+        "nlp.lang": spacy_lang(lang),
+    }
+    if character_segmented_corpus(corpus_dir):
+        overrides.update(character_overrides(config_path, lang))
+    return overrides
+
+
 def train(
     config_path: PathLike,
     output_dir: PathLike,
@@ -159,13 +180,7 @@ def train(
         if not (corpus_dir / f"{split}.spacy").exists():
             raise NerComponentError(f"{corpus_dir / split}.spacy not found: run the convert step first")
     config_path = resolve_config(config_path)
-    all_overrides: Dict[str, Any] = {
-        "paths.train": str(corpus_dir / "train.spacy"),
-        "paths.dev": str(corpus_dir / "dev.spacy"),
-        "nlp.lang": spacy_lang(lang),
-    }
-    if character_segmented_corpus(corpus_dir):
-        all_overrides.update(character_overrides(config_path, lang))
+    all_overrides = corpus_overrides(config_path, corpus_dir, lang)
     check_config_sections(config_path, overrides or {})
     if transformer is None:
         transformer = config_transformer(config_path)
