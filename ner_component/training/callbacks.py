@@ -109,3 +109,25 @@ def create_trim_freed_memory(every_n_steps: int = 50) -> Callable[[Language, Dic
             trim()
 
     return trim_freed_memory
+
+
+@registry.callbacks("ner_component.trim_before_to_disk.v1")
+def create_trim_before_to_disk() -> Callable[[Language], Language]:
+    """A `[training.before_to_disk]` callback that returns the memory glibc's malloc
+    keeps after PyTorch frees it before each save of model-best and model-last.
+
+    Saving copies the transformer's weights three times over (spacy-transformers
+    writes `torch.save` into memory, then msgpack); on top of the heap the training
+    steps and dev scoring leave behind, that was the training process's peak.
+    Elsewhere than glibc this does nothing.
+
+    RETURNS (Callable[[Language], Language]): The callback.
+    """
+    trim = malloc_trim()
+
+    def trim_before_to_disk(nlp: Language) -> Language:
+        if trim is not None:
+            trim()
+        return nlp
+
+    return trim_before_to_disk

@@ -66,28 +66,47 @@ def resident_kb():
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
 
 
+class KeptHeap:
+    """200 MB of small blocks freed under one still in use: glibc keeps the pages
+    (the block on top pins the heap) until something trims."""
+
+    def __init__(self):
+        self.libc = ctypes.CDLL(None)
+        self.libc.malloc.restype = ctypes.c_void_p
+        self.libc.malloc.argtypes = [ctypes.c_size_t]
+        self.libc.free.argtypes = [ctypes.c_void_p]
+        block = 64 * 1024  # below glibc's mmap threshold: from the heap
+        blocks = [self.libc.malloc(block) for _ in range(3200)]
+        for address in blocks:
+            ctypes.memset(address, 1, block)
+        self.pinned = blocks.pop()
+        for address in blocks:
+            self.libc.free(address)
+        self.kept = resident_kb()
+
+    def release(self):
+        self.libc.free(self.pinned)
+
+
 @pytest.mark.skipif(malloc_trim() is None, reason="glibc only")
 def test_trim_returns_what_glibc_keeps():
-    """Free 200 MB of small blocks under one still in use: glibc keeps the pages
-    (the block on top pins the heap) until the callback trims."""
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
-    block = 64 * 1024  # below glibc's mmap threshold: from the heap
-    blocks = [libc.malloc(block) for _ in range(3200)]
-    for address in blocks:
-        ctypes.memset(address, 1, block)
-    pinned = blocks.pop()
-    for address in blocks:
-        libc.free(address)
-    kept = resident_kb()
+    heap = KeptHeap()
     trim = make_trimmer(10)
     trim(None, {"step": 3, "epoch": 0})  # not a step to trim at
-    assert resident_kb() > kept - 50_000
+    assert resident_kb() > heap.kept - 50_000
     trim(None, {"step": 20, "epoch": 0})
-    assert resident_kb() < kept - 150_000
-    libc.free(pinned)
+    assert resident_kb() < heap.kept - 150_000
+    heap.release()
+
+
+@pytest.mark.skipif(malloc_trim() is None, reason="glibc only")
+def test_trim_before_to_disk_returns_what_glibc_keeps_and_the_pipeline():
+    heap = KeptHeap()
+    callback = registry.resolve({"cb": {"@callbacks": "ner_component.trim_before_to_disk.v1"}})["cb"]
+    nlp = object()
+    assert callback(nlp) is nlp  # spaCy saves what before_to_disk returns
+    assert resident_kb() < heap.kept - 150_000
+    heap.release()
 
 
 def test_trim_every_n_steps_checked():
