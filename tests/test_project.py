@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from thinc.api import Config
 
 from ner_component.runtime.transformer import resolve_cpu_inference_dtype
 from tests.util import copy_project
@@ -117,6 +118,8 @@ def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     assert train_info["max_steps"] == 20
     assert train_info["training_dtype"] == resolve_cpu_inference_dtype("auto")
     assert train_info["training_dtype_setting"] == "cpu_training_dtype = auto"
+    freeze = Config().from_disk(root / "configs" / "cpu_e5.cfg")["initialize"]["after_init"]
+    assert (train_info["frozen_parameters"], train_info["frozen_lowest_layers"]) == (freeze["patterns"], freeze["lowest_layers"])
     packaged_config = next((root / "packages").glob("*/*/*/config.cfg")).read_text()
     assert f'cpu_inference_dtype = "{cpu_dtype}"' in packaged_config
 
@@ -129,6 +132,7 @@ def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     assert "datasets:\n- unimelb-nlp/wikiann" in metadata
     assert f"config: {LANG}" in metadata
     assert f"| Training dtype | {train_info['training_dtype']} (`cpu_training_dtype = auto`) |" in metadata
+    assert f"| Frozen | `embeddings.*`, the lowest {freeze['lowest_layers']} encoder layers |" in metadata
 
     if cpu_dtype != "float32":
         return  # the run cache and the installed wheel are checked once, below

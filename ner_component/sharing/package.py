@@ -95,6 +95,14 @@ def framework_versions() -> Dict[str, str]:
     return versions
 
 
+def frozen_description(info: Dict[str, Any]) -> str:
+    """What training left frozen, for the model card, from `train_info.json`."""
+    parts = [f"`{p}`" for p in info.get("frozen_parameters", [])]
+    if info.get("frozen_lowest_layers"):
+        parts.append(f"the lowest {info['frozen_lowest_layers']} encoder layers")
+    return ", ".join(parts) or "nothing"
+
+
 def model_card(
     meta: Dict[str, Any],
     lang: str,
@@ -167,6 +175,7 @@ def model_card(
             ("Overrides", f"`{json.dumps(info.get('overrides', {}))}`"),
             ("Step budget", f"{info['max_steps']:,} steps" if info.get("max_steps") else "unknown"),
             ("Training dtype", f"{info['training_dtype']} (`{info.get('training_dtype_setting')}`)" if info.get("training_dtype") else "unknown"),
+            ("Frozen", frozen_description(info)),
             ("Training time", f"{info.get('train_seconds', 'unknown')} s on {info.get('hardware', 'unknown hardware')}"),
         ]
     )

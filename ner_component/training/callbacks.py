@@ -1,6 +1,7 @@
 """Training callbacks registered with spaCy (`[initialize.after_init]` and friends)."""
 import ctypes
 import platform
+import re
 from fnmatch import fnmatch
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -28,44 +29,75 @@ def torch_modules(nlp: Language) -> Iterator[Tuple[str, "object"]]:
                     yield pipe_name, module
 
 
+# The index of the encoder layer a parameter belongs to, in the Hugging Face models'
+# names: "encoder.layer.3.attention..." (BERT, RoBERTa, XLM-R, e5), "transformer.layer.3..."
+# (DistilBERT), "layers.3..." (others).
+LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+
+
+def layer_index(name: str) -> Optional[int]:
+    """The encoder layer a transformer parameter belongs to, or None (embeddings, pooler)."""
+    match = LAYER_INDEX.search(name)
+    return int(match.group(1)) if match else None
+
+
 @registry.callbacks("ner_component.freeze_transformer.v1")
-def create_freeze_transformer(patterns: List[str]) -> Callable[[Language], Language]:
+def create_freeze_transformer(patterns: List[str], lowest_layers: int = 0) -> Callable[[Language], Language]:
     """An `after_init` callback that stops training the transformer's parameters whose
     names match one of `patterns` (shell-style globs over PyTorch parameter names,
-    e.g. "embeddings.word_embeddings.*").
+    e.g. "embeddings.word_embeddings.*"), and those of its `lowest_layers` lowest
+    encoder layers.
 
     A frozen parameter gets no gradient, so thinc's optimizer skips it: no Adam
     moments are kept for it and no update is computed. For multilingual backbones
     this matters: multilingual-e5-small's 250k x 384 word-embedding table holds 96M
     of its 118M parameters, and most of its rows never occur in one language's data.
+    With the embeddings and the lowest layers all frozen, no gradient flows below the
+    first trained layer, and PyTorch skips their backward pass: the step is faster.
+
+    A backbone with no more layers than `lowest_layers` keeps its top layer trained
+    (a 2-layer test model freezes 1), and the message says how many were frozen.
 
     patterns (List[str]): Globs over parameter names; each must match at least one.
+    lowest_layers (int): How many encoder layers to freeze, from the bottom.
     RETURNS (Callable[[Language], Language]): The callback.
     """
+    if not isinstance(lowest_layers, int) or lowest_layers < 0:
+        raise ValueError(f"ner_component.freeze_transformer.v1: lowest_layers must be an integer >= 0, got {lowest_layers!r}")
 
     def freeze_transformer(nlp: Language) -> Language:
         frozen: List[str] = []
         n_frozen = n_total = 0
         unmatched = set(patterns)
         for _, module in torch_modules(nlp):
+            names = [name for name, _ in module.named_parameters()]
+            indices = [i for i in map(layer_index, names) if i is not None]
+            if lowest_layers and not indices:
+                raise ValueError(
+                    f"ner_component.freeze_transformer.v1: lowest_layers is {lowest_layers} but no "
+                    "transformer parameter names an encoder layer ('encoder.layer.<n>.', "
+                    "'transformer.layer.<n>.' or 'layers.<n>.'); freeze by patterns instead"
+                )
+            n_layers = max(indices) + 1 if indices else 0
+            n_lowest = min(lowest_layers, n_layers - 1) if lowest_layers else 0
             for name, param in module.named_parameters():
                 n_total += param.numel()
                 hits = [p for p in patterns if fnmatch(name, p)]
-                if hits:
-                    unmatched.difference_update(hits)
+                unmatched.difference_update(hits)
+                index = layer_index(name)
+                if hits or (index is not None and index < n_lowest):
                     param.requires_grad_(False)
                     param.grad = None
                     frozen.append(name)
                     n_frozen += param.numel()
+            if lowest_layers:
+                msg.info(f"Frozen the lowest {n_lowest} of the transformer's {n_layers} layers")
         if unmatched:
             raise ValueError(
                 f"ner_component.freeze_transformer.v1: no transformer parameter matches "
                 f"{sorted(unmatched)}; parameter names look like 'embeddings.word_embeddings.weight'"
             )
-        msg.info(
-            f"Frozen {n_frozen:,} of {n_total:,} transformer parameters "
-            f"({', '.join(frozen)})"
-        )
+        msg.info(f"Frozen {n_frozen:,} of {n_total:,} transformer parameters")
         return nlp
 
     return freeze_transformer

@@ -8,7 +8,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from spacy.cli._util import parse_config_overrides
 from wasabi import msg
@@ -202,7 +202,7 @@ def train(
             run = load_config(run_config, overrides=all_overrides, interpolate=True)
             _evaluate_last_step(run["training"], all_overrides)
             # what ran, for train_info.json and the model card
-            settings = {"max_steps": run["training"]["max_steps"], **training_dtype(run, gpu_id)}
+            settings = {"max_steps": run["training"]["max_steps"], **training_dtype(run, gpu_id), **frozen_parameters(run)}
             start = time.perf_counter()
             stopped_by_budget = False
             try:
@@ -316,6 +316,20 @@ def training_dtype(config: Dict[str, Any], gpu_id: int = -1) -> Dict[str, str]:
         return {"training_dtype": "float16 mixed precision" if mixed else "float32", "training_dtype_setting": f"mixed_precision = {str(mixed).lower()}"}
     setting = model.get("cpu_training_dtype", "float32")
     return {"training_dtype": resolve_cpu_inference_dtype(setting, "cpu_training_dtype"), "training_dtype_setting": f"cpu_training_dtype = {setting}"}
+
+
+def frozen_parameters(config: Dict[str, Any]) -> Dict[str, Any]:
+    """What of the transformer training leaves as it was: the settings of
+    `[initialize.after_init]` when it is `ner_component.freeze_transformer.v1`.
+
+    config (Dict[str, Any]): The training config.
+    RETURNS (Dict[str, Any]): `frozen_parameters` (the patterns) and `frozen_lowest_layers`;
+        empty when nothing is frozen.
+    """
+    callback = config.get("initialize", {}).get("after_init") or {}
+    if callback.get("@callbacks") != "ner_component.freeze_transformer.v1":
+        return {}
+    return {"frozen_parameters": list(callback.get("patterns", [])), "frozen_lowest_layers": int(callback.get("lowest_layers", 0))}
 
 
 def check_config_sections(config_path: PathLike, overrides: Dict[str, Any]) -> None:

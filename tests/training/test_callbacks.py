@@ -10,8 +10,8 @@ from ner_component.training.callbacks import malloc_trim, torch_modules
 from tests.util import make_examples, make_transformer_nlp
 
 
-def make_freezer(patterns):
-    config = {"cb": {"@callbacks": "ner_component.freeze_transformer.v1", "patterns": patterns}}
+def make_freezer(patterns, **kwargs):
+    config = {"cb": {"@callbacks": "ner_component.freeze_transformer.v1", "patterns": patterns, **kwargs}}
     return registry.resolve(config)["cb"]
 
 
@@ -40,13 +40,56 @@ def test_frozen_embeddings_stay_the_rest_trains(tiny_bert):
             assert not changed, name
         elif name.startswith("encoder.layer.0.attention.self.query"):
             assert changed, name
-    frozen = [
+    assert frozen_names(nlp) == {"embeddings.word_embeddings.weight"}
+
+
+def frozen_names(nlp):
+    return {
         name
         for _, module in torch_modules(nlp)
         for name, param in module.named_parameters()
         if not param.requires_grad
-    ]
-    assert frozen == ["embeddings.word_embeddings.weight"]
+    }
+
+
+@pytest.mark.parametrize("lowest_layers,n_frozen", [(1, 1), (4, 1)], ids=["1 of 2", "4 of 2: the top one trains"])
+def test_lowest_layers_stay_and_get_no_backward(tiny_bert, capsys, lowest_layers, n_frozen):
+    """The embeddings and the lowest layers frozen: they stay as they were and get no
+    gradient at all (the backward pass stops above them); a backbone with no more
+    layers than asked keeps its top layer trained."""
+    nlp = make_transformer_nlp(tiny_bert, "ner_component.reduce_first.v1")
+    examples = make_examples(nlp)
+    nlp.initialize(lambda: examples)
+    nlp = make_freezer(["embeddings.*"], lowest_layers=lowest_layers)(nlp)
+    assert f"Frozen the lowest {n_frozen} of the transformer's 2 layers" in capsys.readouterr().out
+    frozen = frozen_names(nlp)
+    assert frozen == {name for name in parameters(nlp) if name.startswith(("embeddings.", "encoder.layer.0."))}
+    before = parameters(nlp)
+    optimizer = Adam(0.01)
+    for _ in range(3):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    after = parameters(nlp)
+    grads = {name: param.grad for _, module in torch_modules(nlp) for name, param in module.named_parameters()}
+    for name in before:
+        if name in frozen:
+            assert numpy.array_equal(before[name], after[name]) and grads[name] is None, name
+        elif name.startswith("encoder.layer.1.attention.self.query"):
+            assert not numpy.array_equal(before[name], after[name]), name
+
+
+def test_layer_index_reads_the_names_of_hugging_face_encoders():
+    from ner_component.training.callbacks import layer_index
+
+    assert layer_index("encoder.layer.11.attention.self.query.weight") == 11
+    assert layer_index("transformer.layer.3.ffn.lin1.weight") == 3  # DistilBERT
+    assert layer_index("layers.0.mlp.weight") == 0
+    assert layer_index("embeddings.word_embeddings.weight") is None
+    assert layer_index("pooler.dense.weight") is None
+
+
+def test_lowest_layers_must_be_a_count():
+    with pytest.raises(ValueError, match="lowest_layers must be an integer >= 0, got -1"):
+        make_freezer([], lowest_layers=-1)
 
 
 def test_pattern_that_matches_nothing_fails(tiny_bert):

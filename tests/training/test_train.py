@@ -61,3 +61,14 @@ def test_train_info_names_the_dtype_that_ran(monkeypatch, native):
     assert training_dtype(config, gpu_id=0) == {"training_dtype": "float32", "training_dtype_setting": "mixed_precision = false"}
     # spacy-transformers' own architecture has no CPU training dtype: float32
     assert training_dtype({"components": {"transformer": {"model": {}}}})["training_dtype"] == "float32"
+
+
+def test_train_info_names_what_stayed_frozen():
+    from ner_component.training.train import frozen_parameters
+
+    freeze = {"@callbacks": "ner_component.freeze_transformer.v1", "patterns": ["embeddings.*"], "lowest_layers": 4}
+    assert frozen_parameters({"initialize": {"after_init": freeze}}) == {"frozen_parameters": ["embeddings.*"], "frozen_lowest_layers": 4}
+    del freeze["lowest_layers"]
+    assert frozen_parameters({"initialize": {"after_init": freeze}})["frozen_lowest_layers"] == 0
+    assert frozen_parameters({"initialize": {"after_init": None}}) == {}
+    assert frozen_parameters({"initialize": {"after_init": {"@callbacks": "other.v1"}}}) == {}
