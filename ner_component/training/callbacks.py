@@ -66,7 +66,6 @@ def create_freeze_transformer(patterns: List[str], lowest_layers: int = 0) -> Ca
         raise ValueError(f"ner_component.freeze_transformer.v1: lowest_layers must be an integer >= 0, got {lowest_layers!r}")
 
     def freeze_transformer(nlp: Language) -> Language:
-        frozen: List[str] = []
         n_frozen = n_total = 0
         unmatched = set(patterns)
         for _, module in torch_modules(nlp):
@@ -88,7 +87,6 @@ def create_freeze_transformer(patterns: List[str], lowest_layers: int = 0) -> Ca
                 if hits or (index is not None and index < n_lowest):
                     param.requires_grad_(False)
                     param.grad = None
-                    frozen.append(name)
                     n_frozen += param.numel()
             if lowest_layers:
                 msg.info(f"Frozen the lowest {n_lowest} of the transformer's {n_layers} layers")
