@@ -69,8 +69,8 @@ def create_freeze_transformer(patterns: List[str], lowest_layers: int = 0) -> Ca
         n_frozen = n_total = 0
         unmatched = set(patterns)
         for _, module in torch_modules(nlp):
-            names = [name for name, _ in module.named_parameters()]
-            indices = [i for i in map(layer_index, names) if i is not None]
+            params = [(name, param, layer_index(name)) for name, param in module.named_parameters()]
+            indices = [index for _, _, index in params if index is not None]
             if lowest_layers and not indices:
                 raise ValueError(
                     f"ner_component.freeze_transformer.v1: lowest_layers is {lowest_layers} but no "
@@ -79,11 +79,10 @@ def create_freeze_transformer(patterns: List[str], lowest_layers: int = 0) -> Ca
                 )
             n_layers = max(indices) + 1 if indices else 0
             n_lowest = min(lowest_layers, n_layers - 1) if lowest_layers else 0
-            for name, param in module.named_parameters():
+            for name, param, index in params:
                 n_total += param.numel()
                 hits = [p for p in patterns if fnmatch(name, p)]
                 unmatched.difference_update(hits)
-                index = layer_index(name)
                 if hits or (index is not None and index < n_lowest):
                     param.requires_grad_(False)
                     param.grad = None
