@@ -1,4 +1,5 @@
 """Small shared helpers: atomic writes, language codes, JSON and booleans."""
+import importlib.util
 import json
 import os
 import shutil
@@ -169,3 +170,22 @@ def parse_bool(value: str, option: str) -> bool:
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS
     raise NerComponentError(f"{option}: expected true or false, found '{value}'")
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """Fail in one line, naming the install command, when an optional dependency is
+    missing: before any work starts, not as an ImportError deep in a library.
+
+    module (str): The importable module, e.g. "accelerate".
+    extra (str): The project's optional-dependency group that installs it, e.g. "bench".
+    what (str): What needs it, e.g. "The Hugging Face Trainer recipe".
+    RAISES (NerComponentError): When `module` can't be imported.
+    """
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that blocks it; a module set to None
+        found = False
+    if not found:
+        raise NerComponentError(
+            f"{what} needs {module}, which is not installed: pip install -e '.[{extra}]' in the project folder"
+        )

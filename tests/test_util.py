@@ -133,3 +133,75 @@ def test_training_bounds_the_kernel_caches_unless_told(monkeypatch, tmp_path):
     assert [os.environ[name] for name in CACHE_ENV] == [str(DEFAULT_CAPACITY)] * 2
     with pytest.raises(ValueError, match=">= 1, got 0"):
         bound_kernel_caches(0)
+
+
+# A stand-in for an environment without an optional dependency: the finder claims
+# the named modules don't exist, as `pip uninstall` would leave it.
+HIDE_MODULES = '''
+import importlib.abc, sys
+
+class Hide(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {hidden!r}:
+            raise ModuleNotFoundError(name)
+        return None
+
+sys.meta_path.insert(0, Hide())
+sys.argv = {argv!r}
+import runpy
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
+
+def run_without(modules, script, *args):
+    argv = [str(ROOT / "scripts" / script), *map(str, args)]
+    code = HIDE_MODULES.format(hidden=set(modules), argv=argv)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_require_extra_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    from ner_component.util import require_extra
+
+    require_extra("json", "bench", "Nothing")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "accelerate" else real(name, *a))
+    with pytest.raises(NerComponentError) as exc:
+        require_extra("accelerate", "bench", "The Hugging Face Trainer recipe")
+    assert str(exc.value) == (
+        "The Hugging Face Trainer recipe needs accelerate, which is not installed: "
+        "pip install -e '.[bench]' in the project folder"
+    )
+
+
+def test_benchmarks_without_the_bench_extra_stop_in_one_line(tmp_path):
+    """`pip install -e .` without the bench extra: the benchmarks say what to install
+    before they start, not with an ImportError from inside the Trainer."""
+    (tmp_path / "corpus").mkdir()
+    proc = run_without(
+        {"accelerate"}, "benchmark_accuracy.py", "en", "--corpus", tmp_path / "corpus",
+        "--training-dir", tmp_path / "training", "--metrics-dir", tmp_path / "metrics",
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "needs accelerate, which is not installed: pip install -e '.[bench]'" in proc.stderr
+    assert not (tmp_path / "training").exists() and not (tmp_path / "metrics").exists()
+    (tmp_path / "test.spacy").write_bytes(b"")
+    proc = run_without(
+        {"psutil"}, "benchmark_throughput.py", tmp_path, tmp_path / "test.spacy", tmp_path / "out", "--hf-model", tmp_path
+    )
+    assert proc.returncode == 1 and "needs psutil, which is not installed: pip install -e '.[bench]'" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_wandb_logger_without_wandb_is_one_line(monkeypatch):
+    import importlib.util
+
+    from ner_component.training.tracking import check_logger
+
+    assert check_logger("wandb") == "wandb"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    assert check_logger("console") == "console"
+    with pytest.raises(NerComponentError, match=r"^--logger wandb \(Weights & Biases\) needs wandb, .*'\.\[wandb\]'"):
+        check_logger("wandb")

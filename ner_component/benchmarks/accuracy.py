@@ -29,6 +29,7 @@ from ner_component.training.train import resolve_config, train
 from ner_component.util import (
     PathLike,
     read_json,
+    require_extra,
     write_json_atomic,
     write_text_atomic,
 )
@@ -284,6 +285,8 @@ def run_benchmark(
     unknown = [side for side in sides if side not in SIDES]
     if unknown:
         raise NerComponentError(f"sides {','.join(sides)!r}: expected one or more of {', '.join(SIDES)}")
+    if "hf" in sides:
+        require_extra("accelerate", "bench", "The Hugging Face Trainer recipe (the benchmark's hf side)")
     training_dir, metrics_dir = Path(training_dir), Path(metrics_dir)
     spacy_config = resolve_config(spacy_config)
     if transformer is None:

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ner_component.benchmarks import record_reports
 from ner_component.errors import NerComponentError
-from ner_component.util import PathLike, check_writable
+from ner_component.util import PathLike, check_writable, require_extra
 
 
 def distinct_lines(n_lines: int, seed: int = 0) -> Iterator[Tuple[int, bytes]]:
@@ -74,6 +74,7 @@ def run_annotate_memory(
 
     RETURNS (Dict[str, Any]): What was written.
     """
+    require_extra("psutil", "bench", "The annotate memory benchmark")
     check_writable(output, "file")
     settings = {"model": str(model), "lines": n_lines, "cpu_dtype": cpu_dtype}
     return record_reports(rss_over_stream(model, n_lines, every, cpu_dtype), output, settings, "rss_mb")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ner_component.errors import NerComponentError
-from ner_component.util import PathLike, atomic_path
+from ner_component.util import PathLike, atomic_path, require_extra
 
 LOGGERS = ("console", "wandb")
 TIMED_LOGGER = "ner_component.TimedConsoleLogger.v1"
@@ -33,6 +33,8 @@ class TrackingError(NerComponentError):
 def check_logger(logger: str) -> str:
     if logger not in LOGGERS:
         raise TrackingError(f"--logger: expected one of {', '.join(LOGGERS)}, found '{logger}'")
+    if logger == "wandb":
+        require_extra("wandb", "wandb", "--logger wandb (Weights & Biases)")
     return logger
 
 

@@ -24,7 +24,7 @@ from ner_component.benchmarks.throughput.texts import (
 )
 from ner_component.errors import NerComponentError
 from ner_component.reporting import write_report
-from ner_component.util import PathLike
+from ner_component.util import PathLike, require_extra
 
 DEFAULT_SPACY_BATCH_SIZES = (16, 64, 256)
 DEFAULT_N_PROCESS = (1, 2)
@@ -78,6 +78,7 @@ def run_benchmark(
         (`predict_token_budget`; None for the pipeline's, 0 for one padded pass).
     RETURNS (Dict[str, Any]): The results.
     """
+    require_extra("psutil", "bench", "The throughput benchmark (process CPU and memory)")
     _check_sweep(batch_sizes, n_processes, hf_batch_sizes, settings)
     _check_dtypes(cpu_dtypes, hf_dtypes)
     _check_token_budgets(token_budgets)
