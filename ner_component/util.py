@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, language codes, JSON and booleans."""
+"""Small shared helpers: atomic writes, language codes, JSON, booleans and optional dependencies."""
 import importlib.util
 import json
 import os
