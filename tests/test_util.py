@@ -159,14 +159,19 @@ def run_without(modules, script, *args):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
 
 
-def test_require_extra_names_the_install_command(monkeypatch):
+def hide_spec(monkeypatch, hidden):
+    """importlib.util.find_spec as it answers when `hidden` is not installed."""
     import importlib.util
 
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == hidden else real(name, *a))
+
+
+def test_require_extra_names_the_install_command(monkeypatch):
     from ner_component.util import require_extra
 
     require_extra("json", "bench", "Nothing")
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "accelerate" else real(name, *a))
+    hide_spec(monkeypatch, "accelerate")
     with pytest.raises(NerComponentError) as exc:
         require_extra("accelerate", "bench", "The Hugging Face Trainer recipe")
     assert str(exc.value) == (
@@ -195,13 +200,10 @@ def test_benchmarks_without_the_bench_extra_stop_in_one_line(tmp_path):
 
 
 def test_wandb_logger_without_wandb_is_one_line(monkeypatch):
-    import importlib.util
-
     from ner_component.training.tracking import check_logger
 
     assert check_logger("wandb") == "wandb"
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    hide_spec(monkeypatch, "wandb")
     assert check_logger("console") == "console"
     with pytest.raises(NerComponentError, match=r"^--logger wandb \(Weights & Biases\) needs wandb, .*'\.\[wandb\]'"):
         check_logger("wandb")
