@@ -1,10 +1,8 @@
 """The whole project, end to end, as a user runs it: `spacy project run all` on the
-real WikiANN data with a tiny transformer and a small step budget, then the wheel it
-builds installed into a fresh virtual environment and loaded in a new process."""
+real WikiANN data with a tiny transformer and a small step budget, its run cache and
+a remote. The wheel it builds is installed and loaded in tests/sharing."""
 import csv
 import json
-import os
-import site
 import subprocess
 import sys
 import zipfile
@@ -14,23 +12,9 @@ import pytest
 from thinc.api import Config
 
 from ner_component.runtime.transformer import resolve_cpu_inference_dtype
-from tests.util import copy_project
+from tests.util import copy_project, run_all_bn
 
 LANG = "bn"
-
-
-def make_fresh_venv(path: Path) -> Path:
-    """A new virtual environment that sees this environment's packages through a
-    site dir, so nothing is downloaded, while the wheel itself is installed for real."""
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    python = path / "bin" / "python"
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    lines = [f"import site; site.addsitedir({p!r})" for p in site.getsitepackages()]
-    Path(purelib, "parent_env.pth").write_text("\n".join(lines) + "\n")
-    return python
 
 
 def check_run_cache(root: Path, args: list, expected: dict) -> None:
@@ -72,22 +56,16 @@ def check_remote_restores_everything(root: Path, tmp_path: Path, var_args: list,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu_dtype", ["float32", "bfloat16"])
-def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
+def test_project_run_all(request, tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     """Both CPU prediction paths, forced, whatever this machine's CPU: bfloat16 is
     emulated where it isn't native (slower, same results), so the path most cloud
-    CPUs take runs in CI too."""
-    root = copy_project(tmp_path / "project")
-    env = dict(
-        os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-        SPACY_CONFIG_OVERRIDES=f"--components.transformer.model.cpu_inference_dtype={cpu_dtype}",
-    )
-    cmd = [
-        sys.executable, "-m", "spacy", "project", "run", "all", str(root),
-        "--vars.lang", LANG, "--vars.data", str(wikiann_dir),
-        "--vars.transformer", str(tiny_bert), "--vars.max_steps", "20",
-    ]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    CPUs take runs in CI too. The bfloat16 run is the session's shared one; the
+    float32 run is this test's own, since it edits the project afterwards."""
+    if cpu_dtype == "bfloat16":
+        run = request.getfixturevalue("bn_run_all_bfloat16")
+    else:
+        run = run_all_bn(tmp_path / "project", wikiann_dir, tiny_bert, cpu_dtype)
+    root = run.root
 
     # corpora: the counts of the published release
     with (wikiann_dir / "COUNTS.tsv").open() as f:
@@ -129,45 +107,22 @@ def test_project_run_all(tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
     with zipfile.ZipFile(wheels[0]) as whl:
         metadata = next(whl.read(n).decode() for n in whl.namelist() if n.endswith("METADATA"))
     assert "Requires-Dist: spacy-transformers" in metadata
+    # the model wheel carries its own code (spacy package --code): nothing of ours
+    # beside it (tests/sharing installs it into a new venv and loads it)
+    assert "Requires-Dist: ner-component" not in metadata
     assert "datasets:\n- unimelb-nlp/wikiann" in metadata
     assert f"config: {LANG}" in metadata
     assert f"| Training dtype | {train_info['training_dtype']} (`cpu_training_dtype = auto`) |" in metadata
     assert f"| Frozen | `embeddings.*`, the lowest {freeze['lowest_layers']} encoder layers |" in metadata
 
     if cpu_dtype != "float32":
-        return  # the run cache and the installed wheel are checked once, below
+        return  # the run cache and the remote are checked once, below
 
     # the run cache: a second `run all` would run nothing; an edit of the component's
     # code re-runs training and what reads the model, not the conversion
-    var_args = cmd[cmd.index("--vars.lang"):]
+    var_args = run.var_args
     check_run_cache(root, var_args, {"convert": False, "train": False, "evaluate": False, "crosscheck": False, "package": False})
-    check_remote_restores_everything(root, tmp_path, var_args, env)
+    check_remote_restores_everything(root, tmp_path, var_args, run.env)
     token_ner = root / "ner_component" / "runtime" / "token_ner.py"
     token_ner.write_text(token_ner.read_text() + "\n# edited\n")
     check_run_cache(root, var_args, {"convert": False, "train": True, "evaluate": True, "package": True})
-    # the wheel installs into a fresh environment and loads in a new process, offline
-    python = make_fresh_venv(tmp_path / "venv")
-    # --no-deps: pip doesn't count packages on a .pth site dir as installed; the
-    # declared requirements are checked against what the new process imports instead
-    # the model wheel carries its own code (spacy package --code): nothing of ours beside it
-    assert "Requires-Dist: ner-component" not in metadata
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-index", "--no-deps", str(wheels[0])],
-        capture_output=True, text=True, env=env,
-    )
-    assert install.returncode == 0, install.stdout + install.stderr
-    code = (
-        "import json, spacy\n"
-        "from importlib.metadata import requires, version\n"
-        "from packaging.requirements import Requirement\n"
-        f"for req in map(Requirement, requires('{LANG}_wikiann_trf')):\n"
-        "    assert req.specifier.contains(version(req.name), prereleases=True), req\n"
-        f"nlp = spacy.load('{LANG}_wikiann_trf')\n"
-        "docs = list(nlp.pipe(['ঢাকা বাংলাদেশের রাজধানী'] * 40, batch_size=16))\n"
-        "print(json.dumps({'pipeline': nlp.pipe_names, 'path': str(nlp.path), 'n': len(docs)}))\n"
-    )
-    load = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert load.returncode == 0, load.stderr[-3000:]
-    out = json.loads(load.stdout.strip().splitlines()[-1])
-    assert out["n"] == 40 and "ner" in out["pipeline"]
-    assert str(tmp_path / "venv") in out["path"]

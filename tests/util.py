@@ -7,6 +7,7 @@ import struct
 import subprocess
 import sys
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -51,6 +52,31 @@ def project_run(root: Path, command: str, *args: str, env: Dict[str, str] = None
     """`spacy project run <command> <root> <args>` in a subprocess, offline."""
     cmd = [sys.executable, "-m", "spacy", "project", "run", command, str(root), *args]
     return subprocess.run(cmd, cwd=root, env=dict(os.environ, **OFFLINE_ENV, **(env or {})), capture_output=True, text=True)
+
+
+@dataclass
+class ProjectRun:
+    """A finished `spacy project run all` of a copy of the project: its folder, the
+    `--vars` it ran with and its environment (for later commands on the same copy)."""
+
+    root: Path
+    var_args: List[str]
+    env: Dict[str, str]
+
+
+def run_all_bn(dest: Path, wikiann_dir: Path, tiny_bert: Path, cpu_dtype: str) -> ProjectRun:
+    """`spacy project run all` for bn in a fresh copy of the project: the real WikiANN
+    data, the tiny model, 20 steps, the CPU prediction dtype forced (bfloat16 is
+    emulated where it isn't native), tracked in W&B offline."""
+    root = copy_project(dest)
+    var_args = [
+        "--vars.lang", LANG, "--vars.data", str(wikiann_dir), "--vars.transformer", str(tiny_bert),
+        "--vars.max_steps", "20", "--vars.logger", "wandb",
+    ]
+    env = {"WANDB_MODE": "offline", "SPACY_CONFIG_OVERRIDES": f"--components.transformer.model.cpu_inference_dtype={cpu_dtype}"}
+    proc = project_run(root, "all", *var_args, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return ProjectRun(root, var_args, dict(os.environ, **OFFLINE_ENV, **env))
 
 
 def _wandb_payloads(data: bytes) -> Iterator[bytes]:

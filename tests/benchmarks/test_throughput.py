@@ -70,7 +70,7 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     result = run_benchmark(
         str(model), test_corpus, hf_model, tmp_path / "metrics", "tiny",
         batch_sizes=[4], n_processes=[1], hf_batch_sizes=[2], torch_threads=2, limit=8, join=3,
-        cpu_dtypes=[None, "bfloat16"], hf_dtypes=["float32", "bfloat16"],
+        cpu_dtypes=[None, "bfloat16"], token_budgets=[None], hf_dtypes=["float32", "bfloat16"],
     )
     for suffix in (".json", ".md", ".png"):
         assert (tmp_path / "metrics" / f"tiny{suffix}").stat().st_size > 0
@@ -80,8 +80,8 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
     assert saved["settings"]["documents"]["docs"] == 3
     assert saved["settings"]["sentences"]["words"] == saved["settings"]["documents"]["words"]
     runs = saved["runs"]
-    # spaCy: 2 dtypes x 2 chunk budgets (the pipeline's, 0); HF: 2 dtypes; in each of 2 settings
-    assert len(runs) == 2 * (2 * 2 + 2)
+    # spaCy: 2 dtypes with the pipeline's chunk budget; HF: 2 dtypes; in each of 2 settings
+    assert len(runs) == 2 * (2 + 2)
     assert {(run["engine"], run["dtype"]) for run in runs} == {
         ("spacy", "float32"), ("spacy", "bfloat16"), ("hf", "float32"), ("hf", "bfloat16")
     }
@@ -110,16 +110,18 @@ def test_benchmark_end_to_end(test_corpus: Path, tiny_bert: Path, tmp_path: Path
 
 
 def test_benchmark_shares_the_threads_among_processes(test_corpus: Path, tiny_bert: Path, tmp_path: Path) -> None:
-    """Two spaCy processes get one thread each of the two, and find what one process finds."""
+    """Two spaCy processes get one thread each of the two, and find what one process
+    finds; a chunk budget of 0 (one padded pass) overrides bfloat16's chunks."""
     model = build_transformer_pipeline(tiny_bert, tmp_path / "spacy_model")
     hf_model = build_random_token_classifier(tmp_path / "hf_model", tiny_bert, tiny=True)
     saved = run_benchmark(
         str(model), test_corpus, hf_model, tmp_path / "metrics", "tiny",
         batch_sizes=[4], n_processes=[1, 2], hf_batch_sizes=[2], torch_threads=2, limit=8,
-        settings=["sentences"], cpu_dtypes=[None], token_budgets=[None], hf_dtypes=["float32"],
+        settings=["sentences"], cpu_dtypes=["bfloat16"], token_budgets=[0], hf_dtypes=["float32"],
     )
     spacy_runs = {run["n_process"]: run for run in saved["runs"] if run["engine"] == "spacy"}
     assert {n: run["torch_threads"] for n, run in spacy_runs.items()} == {1: 2, 2: 1}
+    assert {run["token_budget_used"] for run in spacy_runs.values()} == {0}
     assert spacy_runs[2]["n_entities"] == spacy_runs[1]["n_entities"] > 0
     assert saved["settings"]["sentences"]["min_f1_between_spacy_runs"] == pytest.approx(1.0)
 

@@ -21,7 +21,7 @@ from ner_component.sharing.package import (
     runtime_code_files,
     wheel_requirements,
 )
-from tests.util import LANG, OFFLINE_ENV, copy_project, project_run, read_wandb_run
+from tests.util import LANG, OFFLINE_ENV, project_run, read_wandb_run
 
 # What a module of ner_component/runtime/ may import: it is copied flat into model
 # wheels that are installed without ner-component.
@@ -261,16 +261,9 @@ def test_training_curve_from_a_log(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, wikiann_dir, tiny_bert):
-    """`run all` for bn with the tiny model, 20 steps, tracked in W&B offline."""
-    pytest.importorskip("wandb")
-    root = copy_project(tmp_path_factory.mktemp("share") / "project")
-    proc = project_run(
-        root, "all", "--vars.lang", LANG, "--vars.data", str(wikiann_dir), "--vars.transformer", str(tiny_bert),
-        "--vars.max_steps", "20", "--vars.logger", "wandb", env={"WANDB_MODE": "offline"},
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return root
+def project(bn_run_all_bfloat16):
+    """The session's `run all` for bn (tiny model, 20 steps, tracked in W&B offline)."""
+    return bn_run_all_bfloat16.root
 
 
 def wheel_of(root: Path) -> Path:
@@ -344,13 +337,14 @@ def test_wheel_installs_alone_and_loads_offline(project, tmp_path):
         "out = ner.model.get_ref('output_layer')\n"
         "b = out.get_param('b').copy(); b[ner.tags.index('B-LOC')] += 50.0; out.set_param('b', b)\n"
         "doc = nlp('ঢাকা বাংলাদেশের রাজধানী')\n"
-        "print(json.dumps({'path': str(nlp.path), 'pipeline': nlp.pipe_names, "
+        "docs = list(nlp.pipe(['ঢাকা বাংলাদেশের রাজধানী'] * 40, batch_size=16))\n"
+        "print(json.dumps({'path': str(nlp.path), 'pipeline': nlp.pipe_names, 'n': len(docs), "
         "'module': type(ner).__module__, 'confidences': [e._.confidence for e in doc.ents]}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     load = subprocess.run([python, "-c", code], capture_output=True, text=True, env=dict(env, **OFFLINE_ENV), cwd=tmp_path)
     assert load.returncode == 0, load.stderr[-3000:]
     out = json.loads(load.stdout.strip().splitlines()[-1])
-    assert str(venv) in out["path"] and out["pipeline"] == ["transformer", "ner"]
+    assert str(venv) in out["path"] and out["pipeline"] == ["transformer", "ner"] and out["n"] == 40
     assert out["module"] == f"{LANG}_wikiann_trf.token_ner"
     assert out["confidences"] and all(isinstance(c, float) and 0 <= c <= 1 for c in out["confidences"])
