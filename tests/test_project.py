@@ -122,7 +122,7 @@ def test_project_run_all(request, tmp_path, wikiann_dir, tiny_bert, cpu_dtype):
         metadata = next(whl.read(n).decode() for n in whl.namelist() if n.endswith("METADATA"))
     assert "Requires-Dist: spacy-transformers" in metadata
     # the model wheel carries its own code (spacy package --code): nothing of ours
-    # beside it (tests/sharing installs it into a new venv and loads it)
+    # beside it (test_wheel_installs_alone_and_loads_offline, below, installs and loads it)
     assert "Requires-Dist: ner-component" not in metadata
     assert "datasets:\n- unimelb-nlp/wikiann" in metadata
     assert f"config: {LANG}" in metadata
