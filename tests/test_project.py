@@ -57,10 +57,10 @@ def check_remote_restores_everything(root: Path, tmp_path: Path, var_args: list,
 
 @pytest.fixture(scope="module")
 def bfloat16_run(tmp_path_factory, wikiann_dir, tiny_bert) -> ProjectRun:
-    """`run all` with bfloat16 prediction, shared by the tests that only read its
-    outputs (the test that changes the project runs its own)."""
+    """`run all` with bfloat16 prediction, tracked in W&B offline, shared by the tests
+    that only read its outputs (the test that changes the project runs its own)."""
     pytest.importorskip("wandb")
-    return run_all_bn(tmp_path_factory.mktemp("run_all") / "project", wikiann_dir, tiny_bert, "bfloat16")
+    return run_all_bn(tmp_path_factory.mktemp("run_all") / "project", wikiann_dir, tiny_bert, "bfloat16", tracked=True)
 
 
 @pytest.fixture(scope="module")

@@ -64,16 +64,19 @@ class ProjectRun:
     env: Dict[str, str]
 
 
-def run_all_bn(dest: Path, wikiann_dir: Path, tiny_bert: Path, cpu_dtype: str) -> ProjectRun:
+def run_all_bn(dest: Path, wikiann_dir: Path, tiny_bert: Path, cpu_dtype: str, tracked: bool = False) -> ProjectRun:
     """`spacy project run all` for bn in a fresh copy of the project: the real WikiANN
     data, the tiny model, 20 steps, the CPU prediction dtype forced (bfloat16 is
-    emulated where it isn't native), tracked in W&B offline."""
+    emulated where it isn't native); with `tracked`, in W&B offline."""
     root = copy_project(dest)
     var_args = [
         "--vars.lang", LANG, "--vars.data", str(wikiann_dir), "--vars.transformer", str(tiny_bert),
-        "--vars.max_steps", "20", "--vars.logger", "wandb",
+        "--vars.max_steps", "20",
     ]
-    env = {"WANDB_MODE": "offline", "SPACY_CONFIG_OVERRIDES": f"--components.transformer.model.cpu_inference_dtype={cpu_dtype}"}
+    env = {"SPACY_CONFIG_OVERRIDES": f"--components.transformer.model.cpu_inference_dtype={cpu_dtype}"}
+    if tracked:
+        var_args += ["--vars.logger", "wandb"]
+        env["WANDB_MODE"] = "offline"
     proc = project_run(root, "all", *var_args, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return ProjectRun(root, var_args, dict(os.environ, **OFFLINE_ENV, **env))
