@@ -25,6 +25,11 @@ from typing import Any, Dict, Optional
 from ner_component.errors import NerComponentError
 
 CACHE_ENV = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+# Variables that hold the libraries computing on CPU to older instruction sets (ATen's
+# vectorized kernels, MKL, oneDNN): set, a run computes as an older CPU would (the way
+# docs/benchmarks.md measures AVX2 on a newer CPU), and the machine's description
+# names them beside the CPU.
+KERNEL_LIMITS = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 # Training (and its dev scoring) and annotation alike.
 DEFAULT_CAPACITY = 256
 
@@ -87,8 +92,9 @@ def cpu_model() -> str:
 
 def describe(gpu_id: int = -1) -> str:
     """The device a run used, as train_info.json, model cards and benchmark reports
-    name it: the GPU's name, or the CPU cores, model and whether bfloat16 is native
-    (every figure names the kind of CPU it was measured on)."""
+    name it: the GPU's name, or the CPU cores, model and whether bfloat16 is native,
+    and the instruction-set limits set in the environment if any (every figure names
+    the kind of CPU it was measured on)."""
     if gpu_id >= 0:
         import torch
 
@@ -96,7 +102,14 @@ def describe(gpu_id: int = -1) -> str:
     from ner_component.runtime.transformer import cpu_has_native_bf16
 
     kind = "native bfloat16" if cpu_has_native_bf16() else "no native bfloat16"
-    return f"{os.cpu_count()} CPU cores ({cpu_model()}, {kind})"
+    limits = kernel_limits()
+    held = "; kernels held to " + ", ".join(f"{k}={v}" for k, v in limits.items()) if limits else ""
+    return f"{os.cpu_count()} CPU cores ({cpu_model()}, {kind}{held})"
+
+
+def kernel_limits() -> Dict[str, str]:
+    """The instruction-set limits set in the environment (`KERNEL_LIMITS`), by name."""
+    return {name: os.environ[name].strip() for name in KERNEL_LIMITS if os.environ.get(name, "").strip()}
 
 
 def memory_gb() -> Optional[float]:
@@ -114,7 +127,7 @@ def describe_dict(gpu_id: int = -1) -> Dict[str, Any]:
 
     gpu_id (int): -1 for the CPU, otherwise the CUDA device the run used.
     RETURNS (Dict[str, Any]): hardware (`describe(gpu_id)`), cpu (the model name),
-        cpu_count, cpu_native_bf16 and memory_gb.
+        cpu_count, cpu_native_bf16, kernel_limits (`kernel_limits()`) and memory_gb.
     """
     from ner_component.runtime.transformer import cpu_has_native_bf16
 
@@ -123,5 +136,6 @@ def describe_dict(gpu_id: int = -1) -> Dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_native_bf16": cpu_has_native_bf16(),
+        "kernel_limits": kernel_limits(),
         "memory_gb": memory_gb(),
     }

@@ -207,3 +207,17 @@ def test_wandb_logger_without_wandb_is_one_line(monkeypatch):
     assert check_logger("console") == "console"
     with pytest.raises(NerComponentError, match=r"^--logger wandb \(Weights & Biases\) needs wandb, .*'\.\[wandb\]'"):
         check_logger("wandb")
+
+
+def test_the_machine_names_its_instruction_set_limits(monkeypatch):
+    """A figure measured with the kernels held to AVX2 on a newer CPU says so."""
+    from ner_component.hardware import KERNEL_LIMITS, describe, describe_dict
+
+    for name in KERNEL_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    assert "kernels held" not in describe() and describe_dict()["kernel_limits"] == {}
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert describe().endswith(", no native bfloat16; kernels held to ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2)")
+    assert describe_dict()["kernel_limits"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+

@@ -12,7 +12,8 @@ Intel Cooper Lake / Sapphire Rapids and later) running the forward pass under
 - "float32": never autocast.
 - "bfloat16": always autocast on CPU (slow on CPUs without native bfloat16).
 - "auto" (the default in the project's configs): bfloat16 where the CPU reports
-  `avx512_bf16` or `amx_bf16`, float32 elsewhere.
+  `avx512_bf16` or `amx_bf16` (and `ONEDNN_MAX_CPU_ISA` doesn't hold oneDNN below
+  them), float32 elsewhere.
 
 The hidden states come back as float32 either way, so the components that listen to
 the transformer see no difference in type. Measured accuracy cost: README,
@@ -71,8 +72,9 @@ alignment and output are the same as spacy-transformers' (a test holds it to tha
 """
 import functools
 import logging
+import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
@@ -87,6 +89,13 @@ _SEQUENCE_OUTPUTS = ("last_hidden_state", "hidden_states")
 # Outputs laid out (spans, ...).
 _SPAN_OUTPUTS = ("pooler_output",)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN's instruction sets below AVX512_CORE_BF16 (its cpu_isa enum): held to one of
+# them with ONEDNN_MAX_CPU_ISA, as when a newer CPU is made to compute as an AVX2 one,
+# oneDNN emulates bfloat16. A 1024x384 by 384x1536 Linear on 2 cores of an AMD EPYC with
+# AVX512-BF16: float32 6.7 ms, bfloat16 autocast 45 ms with ONEDNN_MAX_CPU_ISA=AVX2
+# (3.2 ms without the limit). Other values (ALL, DEFAULT, newer sets) leave the flags
+# to decide.
+ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 # What one forward pass costs beyond its positions, in positions: MiniLM-L6 in
 # float32 on 2 AVX2 cores ran about 7,000 positions/s in passes of 1,024 and spent
 # about 6 ms more per pass in passes of 32 to 256 (6 ms x 7,000/s = 42 positions;
@@ -97,13 +106,28 @@ PASS_COST_POSITIONS = 48
 NO_MAXIMUM = int(1e30)
 
 
-@functools.lru_cache(maxsize=None)
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this CPU computes bfloat16 dot products in hardware.
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo", environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether this CPU computes bfloat16 dot products in hardware, and oneDNN may
+    use them.
 
     Reads the kernel's CPU flags (Linux); elsewhere it answers False, so "auto"
-    keeps float32.
+    keeps float32. It also answers False where `ONEDNN_MAX_CPU_ISA` (or its older
+    name `DNNL_MAX_CPU_ISA`) holds oneDNN, which computes PyTorch's bfloat16 matrix
+    products on CPU, below AVX512_CORE_BF16: oneDNN then emulates bfloat16, several
+    times slower than float32 (`ONEDNN_ISAS_WITHOUT_BF16`).
+
+    cpuinfo (str): The file of CPU flags.
+    environ (Optional[Mapping[str, str]]): The environment (default: os.environ).
     """
+    environ = os.environ if environ is None else environ
+    limit = environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA") or ""
+    if limit.strip().upper() in ONEDNN_ISAS_WITHOUT_BF16:
+        return False
+    return _cpu_flags_have_bf16(cpuinfo)
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_flags_have_bf16(cpuinfo: str) -> bool:
     try:
         text = Path(cpuinfo).read_text(errors="replace")
     except OSError:

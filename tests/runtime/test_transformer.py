@@ -30,6 +30,25 @@ def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
     assert not cpu_has_native_bf16(str(tmp_path / "no-such-file"))
 
 
+def test_a_onednn_limit_below_bf16_is_no_native_bf16(tmp_path):
+    """Held below AVX512_CORE_BF16 (a newer CPU made to compute as an AVX2 one),
+    oneDNN emulates bfloat16, so "auto" must pick float32 there."""
+    bf16 = _cpuinfo(tmp_path, "avx512f avx512_bf16")
+    for held in ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, {"ONEDNN_MAX_CPU_ISA": "avx512_core_vnni"},
+                 {"ONEDNN_MAX_CPU_ISA": " AVX512_CORE "}, {"DNNL_MAX_CPU_ISA": "AVX2_VNNI_2"}):
+        assert not cpu_has_native_bf16(bf16, held), held
+    for free in ({}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"},
+                 {"ONEDNN_MAX_CPU_ISA": "ALL"}, {"ONEDNN_MAX_CPU_ISA": ""}):
+        assert cpu_has_native_bf16(bf16, free), free
+    assert not cpu_has_native_bf16(_cpuinfo(tmp_path, "avx2"), {"ONEDNN_MAX_CPU_ISA": "ALL"})
+
+
+def test_auto_is_float32_where_onednn_is_held_below_bf16(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert resolve_cpu_inference_dtype("auto") == "float32"
+    assert resolve_cpu_inference_dtype("auto", "cpu_training_dtype") == "float32"
+
+
 def test_auto_follows_the_cpu(monkeypatch):
     import ner_component.runtime.transformer as module
 
