@@ -7,7 +7,8 @@ on a CPU with native bfloat16 dot products (AVX512-BF16 or AMX: AMD Zen 4 and la
 Intel Cooper Lake / Sapphire Rapids and later) running the forward pass under
 `torch.autocast("cpu", dtype=torch.bfloat16)` makes the Linear layers, 87% of
 `nlp.pipe` time, about 2.5x faster. It applies to prediction only (`nlp.pipe`,
-`nlp(text)`, dev scoring during training); training steps stay in float32.
+`nlp(text)`, dev scoring during training); training steps have their own setting,
+`cpu_training_dtype` (below).
 
 - "float32": never autocast.
 - "bfloat16": always autocast on CPU (slow on CPUs without native bfloat16).
