@@ -195,14 +195,16 @@ def _autocast_shim_class() -> type:
 
     import torch
     from spacy_transformers.layers.hf_shim import HFShim
+    from thinc.api import xp2torch
 
     class CpuAutocastHFShim(HFShim):
         """HFShim whose predict runs under CPU bfloat16 autocast when asked, on
         spans chunked by length (`predict_token_budget`).
 
-        It overrides `predict` only and keeps its two settings in attributes with
-        class-level defaults: no `__init__` and no other state of its own, so that
-        `_shim` may turn an HFShim that already exists into one (see there).
+        It overrides `begin_update`, `predict` and `use_params` and keeps its
+        settings in attributes with class-level defaults: no `__init__` and no other
+        state of its own, so that `_shim` may turn an HFShim that already exists into
+        one (see there).
         """
 
         cpu_inference_dtype: str = "float32"
@@ -233,6 +235,35 @@ def _autocast_shim_class() -> type:
                 outputs = self._predict_by_length(inputs)
             self._model.train()
             return _outputs_to_float32(outputs) if bf16 else outputs
+
+        @contextlib.contextmanager
+        def use_params(self, params: Any) -> Any:
+            # thinc's optimizer keeps this shim's weights, and their averages with
+            # `use_averages = true`, under `(shim.id, name)` (PyTorchShim.finish_update),
+            # but PyTorchShim.use_params reads only "pytorch_<id>_<name>" keys: the
+            # averages would never reach the transformer (dev scores and saved
+            # pipelines would use the last weights). Frozen weights have no averages
+            # and keep their values.
+            weights = dict(self._model.named_parameters())
+            own = {
+                key[1]: value
+                for key, value in params.items()
+                if isinstance(key, tuple) and len(key) == 2 and key[0] == self.id and key[1] in weights
+            }
+            if not own:
+                with super().use_params(params):
+                    yield
+                return
+            backup = {name: weights[name].detach().clone() for name in own}
+            with torch.no_grad():
+                for name, value in own.items():
+                    weights[name].copy_(xp2torch(value, device=self.device))
+            try:
+                yield
+            finally:
+                with torch.no_grad():
+                    for name, value in backup.items():
+                        weights[name].copy_(value)
 
         def _predict_by_length(self, inputs: Any) -> Any:
             kwargs = inputs.kwargs

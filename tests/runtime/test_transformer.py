@@ -411,6 +411,45 @@ def test_training_step_in_either_dtype(tiny_bert, dtype):
     assert any(float(g.abs().sum()) > 0 for g in grads)
 
 
+def test_averaged_weights_reach_the_transformer(tiny_bert):
+    """With `use_averages = true`, `nlp.use_params(optimizer.averages)` (spaCy's dev
+    scoring and saving) puts the averaged weights into the transformer and the
+    trained ones back afterwards; frozen weights keep their values throughout.
+    thinc's own PyTorchShim.use_params looks for other keys and would change nothing."""
+    import torch
+    from thinc.api import Adam
+
+    nlp = _our_transformer(tiny_bert)
+    model = nlp.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    frozen = "embeddings.word_embeddings.weight"
+    shim._model.get_parameter(frozen).requires_grad_(False)
+    optimizer = Adam(0.01, use_averages=True)
+    docs = [nlp.make_doc(text) for text in TEXTS]
+    for _ in range(3):
+        output, backprop = model.begin_update(docs)
+        backprop(_ones_like(output))
+        model.finish_update(optimizer)
+    weights = dict(shim._model.named_parameters())
+    trained = {name: value.detach().clone() for name, value in weights.items()}
+    averaged = {key[1]: torch.from_numpy(value) for key, value in optimizer.averages.items() if key[0] == shim.id}
+    assert averaged and frozen not in averaged
+    assert set(averaged) == {name for name, value in weights.items() if value.grad is not None}
+    name = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(averaged[name], trained[name])
+    before = _hidden_states(nlp, TEXTS)
+    with nlp.use_params(optimizer.averages):
+        for key, value in averaged.items():
+            torch.testing.assert_close(weights[key].detach(), value)
+        assert torch.equal(weights[frozen], trained[frozen])
+        during = _hidden_states(nlp, TEXTS)
+    for key, value in trained.items():
+        assert torch.equal(weights[key].detach(), value)
+    assert not all(numpy.allclose(a, b) for a, b in zip(before, during))
+    for a, b in zip(before, _hidden_states(nlp, TEXTS)):
+        numpy.testing.assert_array_equal(a, b)
+
+
 def _ones_like(output):
     """The gradient of the sum of the hidden states: ones."""
     import torch
