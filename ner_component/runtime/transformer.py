@@ -46,7 +46,13 @@ bfloat16 autocast (the backward pass follows the same casts; weights, gradients 
 the optimizer stay float32), "auto" where the CPU computes bfloat16 natively. The
 default is "float32": a step budget then trains the same model on every CPU.
 
-A fourth, `character_pieces`, is for pipelines whose tokens are single characters
+`layer_lr_decay` (training only) gives each layer its own learning rate: the top
+layer the optimizer's, each one below `layer_lr_decay` times the one above it, the
+embeddings one step below the lowest layer (through thinc's `lr_scale`, which
+`PyTorchShim.finish_update` doesn't pass: this shim's `finish_update` does). 1, the
+default, keeps one rate throughout.
+
+A fifth, `character_pieces`, is for pipelines whose tokens are single characters
 (WikiANN's Chinese, Japanese, Cantonese and Classical Chinese: see
 `ner_component.CharacterTokenizer.v1`). A sentencepiece tokenizer reads natural
 Chinese text in pieces of several characters (`習近平` is one piece of XLM-R's), and
@@ -74,6 +80,7 @@ alignment and output are the same as spacy-transformers' (a test holds it to tha
 import functools
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
@@ -195,13 +202,13 @@ def _autocast_shim_class() -> type:
 
     import torch
     from spacy_transformers.layers.hf_shim import HFShim
-    from thinc.api import xp2torch
+    from thinc.api import torch2xp, xp2torch
 
     class CpuAutocastHFShim(HFShim):
         """HFShim whose predict runs under CPU bfloat16 autocast when asked, on
         spans chunked by length (`predict_token_budget`).
 
-        It overrides `begin_update`, `predict` and `use_params` and keeps its
+        It overrides `begin_update`, `finish_update`, `predict` and `use_params` and keeps its
         settings in attributes with class-level defaults: no `__init__` and no other
         state of its own, so that `_shim` may turn an HFShim that already exists into
         one (see there).
@@ -210,6 +217,7 @@ def _autocast_shim_class() -> type:
         cpu_inference_dtype: str = "float32"
         cpu_training_dtype: str = "float32"
         predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET
+        layer_lr_decay: float = 1.0
 
         def begin_update(self, inputs: Any) -> Any:
             # The forward pass under CPU bfloat16 autocast; the backward pass (the
@@ -235,6 +243,23 @@ def _autocast_shim_class() -> type:
                 outputs = self._predict_by_length(inputs)
             self._model.train()
             return _outputs_to_float32(outputs) if bf16 else outputs
+
+        def finish_update(self, optimizer: Any) -> None:
+            # PyTorchShim.finish_update (thinc 8.3) with one change: each weight's
+            # `lr_scale` from its layer (`layer_lr_scales`).
+            if self.layer_lr_decay == 1.0:
+                return super().finish_update(optimizer)
+            scales = layer_lr_scales(self._model, self.layer_lr_decay)
+            for name, weight in self._model.named_parameters():
+                if weight.grad is None:
+                    continue
+                if not self._grad_scaler.found_inf:
+                    param, _ = optimizer(
+                        (self.id, name), torch2xp(weight.data), torch2xp(weight.grad), lr_scale=scales.get(name, 1.0)
+                    )
+                    weight.data = xp2torch(param, requires_grad=True, device=weight.device)
+                weight.grad.zero_()
+            self._grad_scaler.update()
 
         @contextlib.contextmanager
         def use_params(self, params: Any) -> Any:
@@ -447,6 +472,38 @@ def set_predict_token_budget(model: Model, budget: int) -> int:
     return budget
 
 
+_LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+
+
+def layer_lr_scales(hf_model: Any, decay: float) -> Dict[str, float]:
+    """Each weight's learning-rate scale for layer-wise decay: the top layer 1, each
+    layer below it `decay` times the one above, the embeddings `decay` times the
+    lowest layer. Weights of neither (a pooler) keep 1.
+
+    hf_model (torch.nn.Module): A Hugging Face encoder whose layers are named
+        `...layer.<i>.` or `...layers.<i>.` (BERT, XLM-R, DistilBERT and the like).
+    decay (float): In (0, 1]; 1 scales nothing.
+    RETURNS (Dict[str, float]): Scales by parameter name.
+    """
+    names = [name for name, _ in hf_model.named_parameters()]
+    indices = {name: int(m.group(1)) for name in names if (m := _LAYER_INDEX.search(name))}
+    if not indices:
+        raise ValueError(f"layer_lr_decay: no numbered layers among {type(hf_model).__name__}'s weights")
+    top = max(indices.values())
+    scales = {name: decay ** (top - index) for name, index in indices.items()}
+    scales.update({name: decay ** (top + 1) for name in names if name.startswith("embeddings.") or ".embeddings." in name})
+    return scales
+
+
+def set_layer_lr_decay(model: Model, decay: float) -> float:
+    """Set a TransformerModel's layer-wise learning-rate decay (1: none) in place."""
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1:
+        raise ValueError(f"layer_lr_decay must be a number in (0, 1], got {decay!r}")
+    _shim(model).layer_lr_decay = float(decay)
+    model.attrs["layer_lr_decay"] = float(decay)
+    return float(decay)
+
+
 def set_cpu_training_dtype(model: Model, setting: str) -> str:
     """Switch a TransformerModel's training dtype on CPU in place ("auto",
     "float32", "bfloat16", as for prediction); returns the resolved dtype."""
@@ -480,6 +537,7 @@ def create_transformer_model(
     predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET,
     character_pieces: bool = False,
     cpu_training_dtype: str = "float32",
+    layer_lr_decay: float = 1.0,
 ) -> Model:
     """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs,
     length-chunked prediction, and spans cut at the model's maximum before padding.
@@ -493,6 +551,10 @@ def create_transformer_model(
     cpu_training_dtype (str): "float32" (the default), "bfloat16" or "auto": the
         training forward pass under CPU bfloat16 autocast (the weights, their
         gradients and the optimizer stay float32); see the module docstring.
+    layer_lr_decay (float): layer-wise learning-rate decay in training, in (0, 1]:
+        the top layer learns at the optimizer's rate, each one below at `decay`
+        times the rate of the one above (`layer_lr_scales`); 1 (the default) for
+        one rate throughout.
     The other arguments are TransformerModel.v3's. spacy-transformers writes into
     its config dicts (`grad_scaler_config["enabled"]` in HFShim,
     `trf_config["return_dict"]` in `huggingface_from_pretrained`), so it gets
@@ -504,6 +566,7 @@ def create_transformer_model(
     resolved = set_cpu_inference_dtype(model, cpu_inference_dtype)
     set_predict_token_budget(model, predict_token_budget)
     set_cpu_training_dtype(model, cpu_training_dtype)
+    set_layer_lr_decay(model, layer_lr_decay)
     model.attrs["character_pieces"] = bool(character_pieces)
     if character_pieces:
         # spacy-transformers' init loads the Hugging Face objects and hands them to

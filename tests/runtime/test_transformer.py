@@ -450,6 +450,53 @@ def test_averaged_weights_reach_the_transformer(tiny_bert):
         numpy.testing.assert_array_equal(a, b)
 
 
+def test_layer_lr_scales_follow_the_layers(tiny_bert):
+    from ner_component.runtime.transformer import layer_lr_scales
+
+    hf_model = _our_transformer(tiny_bert).get_pipe("transformer").model.layers[0].shims[0]._model
+    top = hf_model.config.num_hidden_layers - 1
+    scales = layer_lr_scales(hf_model, 0.5)
+    assert scales[f"encoder.layer.{top}.output.dense.weight"] == 1.0
+    assert scales["encoder.layer.0.attention.self.query.weight"] == 0.5**top
+    assert scales["embeddings.word_embeddings.weight"] == 0.5 ** (top + 1)
+    assert "pooler.dense.weight" not in scales
+    assert set(layer_lr_scales(hf_model, 1.0).values()) == {1.0}
+
+
+@pytest.mark.parametrize("decay", [0, -0.5, 1.5, True, "0.9"])
+def test_layer_lr_decay_is_checked(tiny_bert, decay):
+    with pytest.raises(ValueError, match="layer_lr_decay"):
+        _our_transformer(tiny_bert, layer_lr_decay=decay)
+
+
+def test_layer_lr_decay_scales_each_layers_step(tiny_bert):
+    """One plain SGD step: with decay d the top layer moves as without decay, the
+    lowest layer d**top as far, the embeddings d**(top + 1); the setting is saved."""
+    import torch
+    from thinc.api import SGD
+
+    moves = {}
+    for decay in (1.0, 0.5):
+        nlp = _our_transformer(tiny_bert, layer_lr_decay=decay)
+        model = nlp.get_pipe("transformer").model
+        hf_model = model.layers[0].shims[0]._model
+        before = {name: value.detach().clone() for name, value in hf_model.named_parameters()}
+        torch.manual_seed(0)  # the same dropout masks
+        output, backprop = model.begin_update([nlp.make_doc(text) for text in TEXTS])
+        backprop(_ones_like(output))
+        model.finish_update(SGD(0.1))
+        moves[decay] = {name: (value.detach() - before[name]) for name, value in hf_model.named_parameters()}
+    top = hf_model.config.num_hidden_layers - 1
+    for name, factor in [
+        (f"encoder.layer.{top}.output.dense.weight", 1.0),
+        ("encoder.layer.0.attention.self.query.weight", 0.5**top),
+        ("embeddings.word_embeddings.weight", 0.5 ** (top + 1)),
+    ]:
+        assert float(moves[1.0][name].abs().sum()) > 0
+        torch.testing.assert_close(moves[0.5][name], moves[1.0][name] * factor)
+    assert nlp.config["components"]["transformer"]["model"]["layer_lr_decay"] == 0.5
+
+
 def _ones_like(output):
     """The gradient of the sum of the hidden states: ones."""
     import torch
