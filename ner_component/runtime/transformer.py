@@ -208,10 +208,10 @@ def _autocast_shim_class() -> type:
         """HFShim whose predict runs under CPU bfloat16 autocast when asked, on
         spans chunked by length (`predict_token_budget`).
 
-        It overrides `begin_update`, `finish_update`, `predict` and `use_params` and keeps its
-        settings in attributes with class-level defaults: no `__init__` and no other
-        state of its own, so that `_shim` may turn an HFShim that already exists into
-        one (see there).
+        It overrides `begin_update`, `finish_update`, `predict` and `use_params`
+        and keeps its settings in attributes with class-level defaults: no
+        `__init__` and no other state of its own, so that `_shim` may turn an HFShim
+        that already exists into one (see there).
         """
 
         cpu_inference_dtype: str = "float32"
