@@ -314,6 +314,7 @@ def test_the_shim_subclass_adds_no_instance_state():
         "cpu_inference_dtype",
         "cpu_training_dtype",
         "predict_token_budget",
+        "layer_lr_decay",
     }
 
 
