@@ -49,7 +49,7 @@ default is "float32": a step budget then trains the same model on every CPU.
 `layer_lr_decay` (training only) gives each layer its own learning rate: the top
 layer the optimizer's, each one below `layer_lr_decay` times the one above it, the
 embeddings one step below the lowest layer (through thinc's `lr_scale`, which
-`PyTorchShim.finish_update` doesn't pass: this shim's `finish_update` does). 1, the
+`PyTorchShim.finish_update` doesn't pass: this shim's `finish_update` adds it). 1, the
 default, keeps one rate throughout.
 
 A fifth, `character_pieces`, is for pipelines whose tokens are single characters
@@ -202,7 +202,7 @@ def _autocast_shim_class() -> type:
 
     import torch
     from spacy_transformers.layers.hf_shim import HFShim
-    from thinc.api import torch2xp, xp2torch
+    from thinc.api import xp2torch
 
     class CpuAutocastHFShim(HFShim):
         """HFShim whose predict runs under CPU bfloat16 autocast when asked, on
@@ -245,21 +245,17 @@ def _autocast_shim_class() -> type:
             return _outputs_to_float32(outputs) if bf16 else outputs
 
         def finish_update(self, optimizer: Any) -> None:
-            # PyTorchShim.finish_update (thinc 8.3) with one change: each weight's
-            # `lr_scale` from its layer (`layer_lr_scales`).
+            # PyTorchShim.finish_update calls `optimizer(key, weights, gradient)`
+            # without thinc's `lr_scale`: hand it an optimizer that adds each
+            # weight's scale from its layer (`layer_lr_scales`).
             if self.layer_lr_decay == 1.0:
                 return super().finish_update(optimizer)
             scales = layer_lr_scales(self._model, self.layer_lr_decay)
-            for name, weight in self._model.named_parameters():
-                if weight.grad is None:
-                    continue
-                if not self._grad_scaler.found_inf:
-                    param, _ = optimizer(
-                        (self.id, name), torch2xp(weight.data), torch2xp(weight.grad), lr_scale=scales.get(name, 1.0)
-                    )
-                    weight.data = xp2torch(param, requires_grad=True, device=weight.device)
-                weight.grad.zero_()
-            self._grad_scaler.update()
+
+            def scaled(key: Any, weights: Any, gradient: Any, *, lr_scale: float = 1.0) -> Any:
+                return optimizer(key, weights, gradient, lr_scale=lr_scale * scales.get(key[1], 1.0))
+
+            return super().finish_update(scaled)
 
         @contextlib.contextmanager
         def use_params(self, params: Any) -> Any:
