@@ -18,18 +18,27 @@ allows before anyone engineers towards it:
   multiplies matrices of the model's shapes (`torch.mm`, measured here): the bound if
   layer norms, activations, softmax and memory traffic cost nothing.
 
-With a throughput result (`--throughput metrics/throughput/en.json`), each ceiling is
-also given as a multiple of the fastest Hugging Face run in the same dtype: the most
-any engine in that arithmetic could be ahead of it.
+With a throughput result (`--throughput metrics/throughput/en.json`), the spaCy
+pipeline and the Hugging Face pipeline it names are timed in this process too, each at
+its fastest single-process batch size there, **in turn with the encoder**: every round
+runs the encoder, `nlp.pipe` and the HF pipeline (in the ceiling's dtype, and in
+float32, its default, when that differs) once each over the same texts. On a shared
+machine whose speed drifts by tens of percent within minutes, a ratio within a round
+holds where figures measured minutes apart in other processes don't; each ratio is the
+median of the rounds' ratios, each words/s the median of the rounds. Without
+`interleave`, the throughput result's own fastest runs are compared instead.
 """
+import gc
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ner_component import reporting
+from ner_component.benchmarks.throughput.engines import Annotate, hf_annotator, spacy_annotator
 from ner_component.benchmarks.throughput.summary import describe_machine, machine
 from ner_component.benchmarks.throughput.texts import (
     DEFAULT_JOIN,
@@ -45,7 +54,7 @@ from ner_component.reporting import figure, number, write_report
 from ner_component.util import PathLike, read_json
 
 DTYPES = ("float32", "bfloat16")
-DEFAULT_REPEATS = 3
+DEFAULT_ROUNDS = 3
 
 
 def split_ids(ids: Sequence[int], max_length: int, cls_id: int, sep_id: int) -> List[List[int]]:
@@ -102,23 +111,40 @@ def matmul_flops_per_second(rows: int, hidden: int, intermediate: int, dtype: st
     return flops_per_round / best
 
 
-def forward_seconds(model: Any, batches: List[Dict[str, Any]], dtype: str, repeats: int) -> float:
-    """The fastest of `repeats` passes of the encoder over all batches (after one
-    warm-up pass)."""
+def encoder_pass(model: Any, batches: List[Dict[str, Any]], dtype: str) -> Callable[[], None]:
+    """One pass of the encoder over all batches, in `dtype` (CPU autocast for
+    bfloat16, as the spaCy pipeline's)."""
     import contextlib
 
     import torch
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
-    best = float("inf")
-    with torch.inference_mode(), autocast:
-        for i in range(repeats + 1):
-            start = time.perf_counter()
+    def run() -> None:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
             for batch in batches:
                 model(**batch)
-            if i:
-                best = min(best, time.perf_counter() - start)
-    return best
+
+    return run
+
+
+def timed_rounds(passes: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, List[float]]:
+    """The seconds of every pass in each of `rounds` rounds, the passes taking turns
+    in the order given, after one untimed pass each (first-call allocations, kernel
+    caches)."""
+    for run in passes.values():
+        run()
+    seconds: Dict[str, List[float]] = {name: [] for name in passes}
+    for _ in range(rounds):
+        for name, run in passes.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def median_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float:
+    """The median of the rounds' ratios."""
+    return statistics.median(n / d for n, d in zip(numerators, denominators))
 
 
 def length_batches(sequences: List[List[int]], budget: int, pad_id: int) -> List[Dict[str, Any]]:
@@ -148,10 +174,12 @@ def measure_ceiling(
     texts: Sequence[str],
     token_budget: int,
     dtype: str,
-    repeats: int,
+    rounds: int,
     matmul_flops: float,
+    engines: Optional[Dict[str, Annotate]] = None,
 ) -> Dict[str, Any]:
-    """Both ceilings for one set of texts; see the module docstring."""
+    """Both ceilings for one set of texts (see the module docstring), and each of
+    `engines` timed in turn with the encoder: its words/s and its seconds per round."""
     max_length = min(int(model.config.max_position_embeddings), int(getattr(tokenizer, "model_max_length", 10**9)))
     sequences: List[List[int]] = []
     for text in texts:
@@ -161,7 +189,11 @@ def measure_ceiling(
     words = count_words(texts)
     positions = sum(len(s) for s in sequences)
     padded = sum(int(b["input_ids"].numel()) for b in batches)
-    seconds = forward_seconds(model, batches, dtype, repeats)
+    passes: Dict[str, Callable[[], Any]] = {"encoder": encoder_pass(model, batches, dtype)}
+    for name, annotate in (engines or {}).items():
+        passes[name] = lambda annotate=annotate: annotate(list(texts))
+    timed = timed_rounds(passes, rounds)
+    seconds = statistics.median(timed["encoder"])
     # Attention cost grows with each sequence's own length: mean length weighted by positions.
     mean_length = sum(len(s) ** 2 for s in sequences) / positions
     flops = encoder_flops_per_position(model, mean_length) * positions
@@ -173,47 +205,107 @@ def measure_ceiling(
         "padded_positions": padded,
         "positions_per_word": positions / words,
         "forward_seconds": seconds,
+        "forward_seconds_by_round": timed["encoder"],
         "forward_words_per_second": words / seconds,
         "forward_gflops_per_second": flops / seconds / 1e9,
         "gflop": flops / 1e9,
         "arithmetic_words_per_second": words / (flops / matmul_flops),
+        "engines": {
+            name: {"seconds_by_round": timed[name], "words_per_second": words / statistics.median(timed[name])}
+            for name in engines or {}
+        },
     }
 
 
-def _fastest(runs: List[Dict[str, Any]], setting: str, engine: str, dtype: str) -> Optional[Dict[str, Any]]:
+def _fastest(
+    runs: List[Dict[str, Any]], setting: str, engine: str, dtype: str, single_process: bool = False
+) -> Optional[Dict[str, Any]]:
     found = [
         run
         for run in runs
-        if run.get("setting") == setting and run.get("engine") == engine and (run.get("dtype") or "float32") == dtype
+        if run.get("setting") == setting
+        and run.get("engine") == engine
+        and (run.get("dtype") or "float32") == dtype
+        and (not single_process or int(run.get("n_process", 1)) == 1)
     ]
     return max(found, key=lambda run: run["words_per_second"]) if found else None
 
 
-def compare_with_throughput(result: Dict[str, Any], throughput: Dict[str, Any], source: str) -> None:
-    """Add the fastest spaCy and Hugging Face runs of a throughput result, in the
-    ceiling's dtype, and the ceilings as multiples of the Hugging Face one (in place)."""
+def check_throughput(throughput: Dict[str, Any], source: str, words: Dict[str, int]) -> None:
+    """Raise unless `throughput` is a throughput result over the same texts (`words`
+    per setting)."""
     if "runs" not in throughput or "settings" not in throughput:
         raise NerComponentError(f"{source} is not a throughput result (no 'runs' or 'settings'; written by scripts/benchmark_throughput.py)")
-    for setting, ceiling in result["settings"].items():
-        words = throughput["settings"].get(setting, {}).get("words")
-        if words is not None and words != ceiling["words"]:
+    for setting, count in words.items():
+        measured = throughput["settings"].get(setting, {}).get("words")
+        if measured is not None and measured != count:
             raise NerComponentError(
-                f"{source} measured {words} words of {setting}, this run {ceiling['words']}: "
+                f"{source} measured {measured} words of {setting}, this run {count}: "
                 "use the same test corpus, --limit and --join"
             )
-        spacy_run = _fastest(throughput["runs"], setting, "spacy", result["dtype"])
-        hf_run = _fastest(throughput["runs"], setting, "hf", result["dtype"])
-        ceiling["spacy_words_per_second"] = spacy_run["words_per_second"] if spacy_run else None
-        ceiling["spacy_run"] = spacy_run["label"] if spacy_run else None
-        ceiling["hf_words_per_second"] = hf_run["words_per_second"] if hf_run else None
-        ceiling["hf_run"] = hf_run["label"] if hf_run else None
-        if hf_run:
-            hf = hf_run["words_per_second"]
-            ceiling["forward_ceiling_over_hf"] = ceiling["forward_words_per_second"] / hf
-            ceiling["arithmetic_ceiling_over_hf"] = ceiling["arithmetic_words_per_second"] / hf
-            if spacy_run:
-                ceiling["spacy_over_hf"] = spacy_run["words_per_second"] / hf
-    result["throughput"] = source
+
+
+def compared_runs(throughput: Dict[str, Any], setting: str, dtype: str, single_process: bool) -> Dict[str, Dict[str, Any]]:
+    """The throughput runs to compare with: the fastest spaCy and HF runs in `dtype`
+    ("spacy", "hf") and, when `dtype` isn't float32, the fastest HF run in float32, its
+    default ("hf_default")."""
+    picks = {
+        "spacy": _fastest(throughput["runs"], setting, "spacy", dtype, single_process),
+        "hf": _fastest(throughput["runs"], setting, "hf", dtype),
+    }
+    if dtype != "float32":
+        picks["hf_default"] = _fastest(throughput["runs"], setting, "hf", "float32")
+    return {name: run for name, run in picks.items() if run is not None}
+
+
+def load_engines(runs: Dict[str, Dict[str, Any]], throughput: Dict[str, Any], source: str, dtype: str) -> Dict[str, Annotate]:
+    """The engines of `runs` (`compared_runs`), loaded from the models the throughput
+    result names, each at its run's batch size (and spaCy at its chunk budget), spaCy
+    in `dtype`."""
+    engines: Dict[str, Annotate] = {}
+    for name, run in runs.items():
+        key = "model" if name == "spacy" else "hf_model"
+        model = throughput.get(key)
+        if not model or not Path(model).exists():
+            raise NerComponentError(
+                f"{source}: its {key} {model!r} does not exist here (run from the folder it was measured in, or without interleaving)"
+            )
+        if name == "spacy":
+            engines[name] = spacy_annotator(model, int(run["batch_size"]), 1, dtype, run.get("token_budget_used"))[0]
+        else:
+            engines[name] = hf_annotator(model, int(run["batch_size"]), run.get("dtype") or "float32")[0]
+    return engines
+
+
+def compare(ceiling: Dict[str, Any], runs: Dict[str, Dict[str, Any]], interleaved: bool) -> Dict[str, Any]:
+    """The engines' words/s beside the ceiling and the ratios between them: from the
+    rounds timed in turn with the encoder (medians of the rounds' ratios) when
+    `interleaved`, else from the throughput runs."""
+    seconds = {"encoder": ceiling["forward_seconds_by_round"]}
+    speed = {"encoder": ceiling["forward_words_per_second"]}
+    fields: Dict[str, Any] = {}
+    for name, run in runs.items():
+        fields[f"{name}_run"] = run["label"]
+        if interleaved:
+            speed[name] = ceiling["engines"][name]["words_per_second"]
+            seconds[name] = ceiling["engines"][name]["seconds_by_round"]
+        else:
+            speed[name] = run["words_per_second"]
+        fields[f"{name}_words_per_second"] = speed[name]
+
+    def over(fast: str, slow: str) -> Optional[float]:
+        if fast not in speed or slow not in speed:
+            return None
+        if interleaved:
+            return median_ratio(seconds[slow], seconds[fast])
+        return speed[fast] / speed[slow]
+
+    fields["spacy_over_ceiling"] = over("spacy", "encoder")
+    fields["spacy_over_hf"] = over("spacy", "hf")
+    fields["spacy_over_hf_default"] = over("spacy", "hf_default") if "hf_default" in runs else fields["spacy_over_hf"]
+    fields["forward_ceiling_over_hf"] = over("encoder", "hf")
+    fields["arithmetic_ceiling_over_hf"] = ceiling["arithmetic_words_per_second"] / speed["hf"] if "hf" in speed else None
+    return fields
 
 
 def run_ceiling(
@@ -226,9 +318,10 @@ def run_ceiling(
     settings: Sequence[str] = SETTINGS,
     dtype: str = "float32",
     token_budget: int = 1024,
-    repeats: int = DEFAULT_REPEATS,
+    rounds: int = DEFAULT_ROUNDS,
     torch_threads: Optional[int] = None,
     throughput: Optional[PathLike] = None,
+    interleave: bool = True,
 ) -> Dict[str, Any]:
     """Measure both ceilings for the throughput benchmark's texts and write
     `<name>.json`, `<name>.md` and `<name>.png` to `output_dir`.
@@ -242,16 +335,19 @@ def run_ceiling(
     settings (Sequence[str]): Which of "sentences" and "documents" to run.
     dtype (str): "float32" or "bfloat16" (CPU autocast, as the spaCy pipeline's).
     token_budget (int): Padded positions per forward pass (>= 1).
-    repeats (int): Timed passes over the texts; the fastest counts.
+    rounds (int): Timed rounds (each a pass of the encoder, and of each engine when
+        interleaving); medians count.
     torch_threads (Optional[int]): PyTorch threads; None for the number of CPU cores.
     throughput (Optional[PathLike]): A throughput benchmark's JSON on the same texts,
         to compare with.
+    interleave (bool): With `throughput`, time the spaCy and HF pipelines it names in
+        turn with the encoder (see the module docstring); else compare with its runs.
     RETURNS (Dict[str, Any]): The results.
     """
     if dtype not in DTYPES:
         raise NerComponentError(f"dtype {dtype!r} must be one of {', '.join(DTYPES)}")
-    if token_budget < 1 or repeats < 1:
-        raise NerComponentError(f"token budget ({token_budget}) and repeats ({repeats}) must be >= 1")
+    if token_budget < 1 or rounds < 1:
+        raise NerComponentError(f"token budget ({token_budget}) and rounds ({rounds}) must be >= 1")
     check_settings(settings)
     if not (Path(hf_model) / "config.json").is_file():
         raise NerComponentError(f"{hf_model} is not a Hugging Face model folder (no config.json)")
@@ -265,6 +361,12 @@ def run_ceiling(
             throughput_result = read_json(throughput)
         except json.JSONDecodeError as err:
             raise NerComponentError(f"{throughput} line {err.lineno}: not JSON ({err.msg})")
+    sentences = sentence_texts(test_path, limit)
+    if not sentences:
+        raise NerComponentError(f"test corpus {test_path} has no sentences")
+    texts = texts_by_setting(sentences, join)
+    if throughput_result is not None:
+        check_throughput(throughput_result, str(throughput), {s: count_words(texts[s]) for s in settings})
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -274,13 +376,10 @@ def run_ceiling(
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(hf_model))
     model = AutoModel.from_pretrained(str(hf_model), add_pooling_layer=False).eval()
-    sentences = sentence_texts(test_path, limit)
-    if not sentences:
-        raise NerComponentError(f"test corpus {test_path} has no sentences")
-    texts = texts_by_setting(sentences, join)
     config = model.config
     matmul = matmul_flops_per_second(min(token_budget, 4096), config.hidden_size, config.intermediate_size, dtype)
     print(f"\u2139 matrix products ({dtype}): {matmul / 1e9:.0f} GFLOP/s", file=sys.stderr, flush=True)
+    interleaved = throughput_result is not None and interleave
     result: Dict[str, Any] = {
         "name": name,
         "hf_model": str(hf_model),
@@ -289,7 +388,9 @@ def run_ceiling(
         "join": join,
         "dtype": dtype,
         "token_budget": token_budget,
-        "repeats": repeats,
+        "rounds": rounds,
+        "interleaved": interleaved,
+        "throughput": str(throughput) if throughput is not None else None,
         "torch_threads": threads,
         "matmul_gflops_per_second": matmul / 1e9,
         "model": {
@@ -302,17 +403,23 @@ def run_ceiling(
         "settings": {},
     }
     for setting in settings:
-        print(f"\u2139 {setting}: encoder forward passes ...", file=sys.stderr, flush=True)
-        ceiling = measure_ceiling(model, tokenizer, texts[setting], token_budget, dtype, repeats, matmul)
+        runs = compared_runs(throughput_result, setting, dtype, interleaved) if throughput_result is not None else {}
+        engines = load_engines(runs, throughput_result, str(throughput), dtype) if interleaved else {}
+        timed = ", ".join(["the encoder"] + [runs[e]["label"] for e in engines])
+        print(f"\u2139 {setting}: {rounds} rounds of {timed} ...", file=sys.stderr, flush=True)
+        ceiling = measure_ceiling(model, tokenizer, texts[setting], token_budget, dtype, rounds, matmul, engines)
+        del engines
+        gc.collect()
+        if runs:
+            ceiling.update(compare(ceiling, runs, interleaved))
         print(
             f"  forward ceiling {ceiling['forward_words_per_second']:.0f} words/s, "
-            f"arithmetic ceiling {ceiling['arithmetic_words_per_second']:.0f} words/s",
+            f"arithmetic ceiling {ceiling['arithmetic_words_per_second']:.0f} words/s"
+            + "".join(f", {e} {ceiling['engines'][e]['words_per_second']:.0f}" for e in ceiling["engines"]),
             file=sys.stderr,
             flush=True,
         )
         result["settings"][setting] = ceiling
-    if throughput_result is not None:
-        compare_with_throughput(result, throughput_result, str(throughput))
     write_report(output_dir, name, result, markdown_table(result), plot_ceiling)
     return result
 
@@ -321,52 +428,70 @@ def _x(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-CEILING_COLUMNS = (
-    "texts", "words", "wordpieces/word", "forward ceiling (words/s)", "forward GFLOP/s", "arithmetic ceiling (words/s)",
-    "spaCy, fastest (words/s)", "HF pipeline, fastest (words/s)", "spaCy / HF", "forward ceiling / HF", "arithmetic ceiling / HF",
-)
+def _percent(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def markdown_table(result: Dict[str, Any]) -> str:
-    """The ceilings as a Markdown table, with the throughput runs beside them."""
-    rows = [
-        [
+    """The ceilings as a Markdown table, with the engines beside them."""
+    default = result["dtype"] != "float32"
+    columns = [
+        "texts", "words", "wordpieces/word", "forward ceiling (words/s)", "forward GFLOP/s", "arithmetic ceiling (words/s)",
+        "spaCy (words/s)", "spaCy / forward ceiling", "HF pipeline (words/s)", "spaCy / HF",
+    ]
+    if default:
+        columns += ["HF pipeline float32, its default (words/s)", "spaCy / HF default"]
+    columns += ["forward ceiling / HF", "arithmetic ceiling / HF"]
+    rows = []
+    for setting, c in result["settings"].items():
+        row = [
             setting, number(c["words"]), f"{c['positions_per_word']:.2f}", number(c["forward_words_per_second"], missing="-"),
             f"{c['forward_gflops_per_second']:.0f}", number(c["arithmetic_words_per_second"], missing="-"),
-            number(c.get("spacy_words_per_second"), missing="-"), number(c.get("hf_words_per_second"), missing="-"),
-            _x(c.get("spacy_over_hf")), _x(c.get("forward_ceiling_over_hf")), _x(c.get("arithmetic_ceiling_over_hf")),
+            number(c.get("spacy_words_per_second"), missing="-"), _percent(c.get("spacy_over_ceiling")),
+            number(c.get("hf_words_per_second"), missing="-"), _x(c.get("spacy_over_hf")),
         ]
-        for setting, c in result["settings"].items()
-    ]
+        if default:
+            row += [number(c.get("hf_default_words_per_second"), missing="-"), _x(c.get("spacy_over_hf_default"))]
+        row += [_x(c.get("forward_ceiling_over_hf")), _x(c.get("arithmetic_ceiling_over_hf"))]
+        rows.append(row)
     lines = [
         f"Encoder: {result['hf_model']} ({result['model']['layers']} layers, hidden {result['model']['hidden_size']}, "
         f"feed-forward {result['model']['intermediate_size']}), {result['dtype']}, chunks of at most "
-        f"{result['token_budget']} padded positions, fastest of {result['repeats']} passes; {result['torch_threads']} "
+        f"{result['token_budget']} padded positions, medians of {result['rounds']} rounds; {result['torch_threads']} "
         f"PyTorch threads; {describe_machine(result['machine'])}. "
         f"Matrix products of the model's shapes: {result['matmul_gflops_per_second']:.0f} GFLOP/s. "
         + describe_texts(result["test"], result["limit"], result["join"]),
         "",
-        reporting.markdown_table(CEILING_COLUMNS, rows),
+        reporting.markdown_table(columns, rows),
         "",
         "Forward ceiling: words / time of the encoder's bare forward pass over every wordpiece of the texts, "
         "sorted and chunked by length (no tokenization, alignment, decoding or overlap). Arithmetic ceiling: "
         "words / (the pass's multiply-adds at the measured matrix-product speed). A ceiling / HF below a target "
         "means no engine reaches it in this dtype with this encoder on this machine.",
     ]
-    if result.get("throughput"):
+    if result.get("interleaved"):
+        labels = sorted({c[key] for c in result["settings"].values() for key in c if key.endswith("_run")})
+        lines.append(
+            f"spaCy and HF: the pipelines {result['throughput']} measured, each at its fastest single-process batch "
+            f"size there ({', '.join(labels)}), spaCy in {result['dtype']}, timed in this process in turn with the "
+            "encoder, one pass each per round; ratios are medians of the rounds' ratios."
+        )
+    elif result.get("throughput"):
         lines.append(f"spaCy and HF: the fastest {result['dtype']} runs of {result['throughput']}.")
     return "\n".join(lines) + "\n"
 
 
 def plot_ceiling(result: Dict[str, Any], path: PathLike) -> None:
-    """Bars per setting: the HF pipeline, spaCy, and both ceilings, words/s."""
+    """Bars per setting: the HF pipeline (in the ceiling's dtype and in its default,
+    float32), spaCy, and both ceilings, words/s; a line at twice the HF default."""
     settings = list(result["settings"])
     with figure(path, ncols=len(settings), figsize=(6.0 * len(settings), 3.2), squeeze=False) as (_, axes):
         for ax, setting in zip(axes[0], settings):
             c = result["settings"][setting]
             bars = [
-                ("HF pipeline", c.get("hf_words_per_second"), "tab:orange"),
-                ("spaCy", c.get("spacy_words_per_second"), "tab:blue"),
+                ("HF pipeline float32 (default)", c.get("hf_default_words_per_second"), "moccasin"),
+                (f"HF pipeline {result['dtype']}", c.get("hf_words_per_second"), "tab:orange"),
+                (f"spaCy {result['dtype']}", c.get("spacy_words_per_second"), "tab:blue"),
                 ("forward ceiling", c["forward_words_per_second"], "tab:gray"),
                 ("arithmetic ceiling", c["arithmetic_words_per_second"], "lightgray"),
             ]
@@ -375,11 +500,13 @@ def plot_ceiling(result: Dict[str, Any], path: PathLike) -> None:
             ax.barh(ys, [b[1] for b in bars], color=[b[2] for b in bars])
             for y, (_, value, _) in zip(ys, bars):
                 ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
-            if c.get("hf_words_per_second"):
-                ax.axvline(2 * c["hf_words_per_second"], color="tab:red", linestyle="--", linewidth=1)
-                ax.text(2 * c["hf_words_per_second"], len(bars) - 0.5, " 2x HF", color="tab:red", fontsize=8, va="bottom")
+            # the target: twice the HF pipeline's default (float32)
+            hf_default = c.get("hf_default_words_per_second") or (c.get("hf_words_per_second") if result["dtype"] == "float32" else None)
+            if hf_default:
+                ax.axvline(2 * hf_default, color="tab:red", linestyle="--", linewidth=1)
+                ax.text(2 * hf_default, len(bars) - 0.5, " 2x HF default", color="tab:red", fontsize=8, va="bottom")
             ax.set_yticks(ys, [b[0] for b in bars], fontsize=8)
             ax.invert_yaxis()
-            ax.set_xlim(0, max(b[1] for b in bars) * 1.3)
+            ax.set_xlim(0, max([b[1] for b in bars] + [2 * (hf_default or 0)]) * 1.3)
             ax.set_xlabel(f"words/s ({result['dtype']}, {result['torch_threads']} threads)")
             ax.set_title(f"{setting}: {c['positions_per_word']:.2f} wordpieces/word", fontsize=9)

@@ -42,11 +42,11 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     batch_size = int(spec["batch_size"])
     start = time.perf_counter()
     if spec["engine"] == "spacy":
-        annotate_texts, dtype, budget = _spacy_annotator(
+        annotate_texts, dtype, budget = spacy_annotator(
             spec["model"], batch_size, int(spec.get("n_process", 1)), spec.get("dtype"), spec.get("token_budget")
         )
     elif spec["engine"] == "hf":
-        annotate_texts, dtype = _hf_annotator(spec["model"], batch_size, spec.get("dtype") or "float32")
+        annotate_texts, dtype = hf_annotator(spec["model"], batch_size, spec.get("dtype") or "float32")
         budget = None
     else:
         raise ValueError(f"engine '{spec['engine']}' is not one of {', '.join(ENGINES)}")
@@ -75,9 +75,15 @@ def run_engine(spec: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def _spacy_annotator(
+def spacy_annotator(
     model: str, batch_size: int, n_process: int, cpu_dtype: Optional[str], token_budget: Optional[int] = None
 ) -> Tuple[Annotate, Optional[str], Optional[int]]:
+    """A spaCy pipeline as an `Annotate` function over `nlp.pipe`, with the dtype it
+    predicts in and its chunk budget (`predict_token_budget`).
+
+    cpu_dtype (Optional[str]): The CPU prediction dtype; None for the pipeline's config.
+    token_budget (Optional[int]): The chunk budget; None for the pipeline's config.
+    """
     from ner_component.annotate.local import load_pipeline
     from ner_component.runtime.transformer import (
         apply_predict_token_budget,
@@ -96,7 +102,9 @@ def _spacy_annotator(
     return annotate_texts, pipeline_cpu_inference_dtype(nlp), pipeline_predict_token_budget(nlp)
 
 
-def _hf_annotator(model: str, batch_size: int, dtype: str) -> Tuple[Annotate, str]:
+def hf_annotator(model: str, batch_size: int, dtype: str) -> Tuple[Annotate, str]:
+    """The Hugging Face token-classification pipeline (`aggregation_strategy="simple"`,
+    CPU) as an `Annotate` function, in "float32" (its default) or "bfloat16"."""
     import torch
     from transformers import pipeline
 
