@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ner_component.benchmarks.ceiling import (
+    compare,
     encoder_flops_per_position,
     length_batches,
     median_ratio,
@@ -66,6 +67,19 @@ def test_timed_rounds_take_turns_after_one_untimed_pass() -> None:
     assert list(seconds) == ["a", "b"] and all(len(v) == 3 and min(v) >= 0 for v in seconds.values())
     # each round's ratio, then the median: one slow round of either doesn't decide it
     assert median_ratio([2.0, 9.0, 4.0], [1.0, 3.0, 1.0]) == 3.0
+
+
+def test_compare_names_the_hf_default_only_when_it_ran() -> None:
+    ceiling = {"forward_seconds_by_round": [1.0], "forward_words_per_second": 400.0, "arithmetic_words_per_second": 800.0}
+    runs = {
+        "spacy": {"label": "s", "words_per_second": 300.0},
+        "hf": {"label": "h", "words_per_second": 100.0},
+    }
+    bf16 = compare(ceiling, runs, interleaved=False, dtype="bfloat16")
+    assert bf16["spacy_over_hf"] == pytest.approx(3.0) and bf16["spacy_over_hf_default"] is None
+    assert bf16["spacy_over_ceiling"] == pytest.approx(0.75) and bf16["arithmetic_ceiling_over_hf"] == pytest.approx(8.0)
+    # in float32 the HF run is its default
+    assert compare(ceiling, runs, interleaved=False, dtype="float32")["spacy_over_hf_default"] == pytest.approx(3.0)
 
 
 def _throughput(words: int) -> dict:
@@ -160,7 +174,7 @@ def test_pipelines_timed_in_turn_with_the_encoder(tiny_bert: Path, test_corpus: 
         ]
     throughput = tmp_path / "throughput.json"
     throughput.write_text(json.dumps({
-        "model": "spacy_model", "hf_model": "hf_model", "runs": runs,
+        "model": spacy_model.name, "hf_model": hf_model.name, "runs": runs,  # relative, as a project writes them
         "settings": {s: {"words": words} for s in ("sentences", "documents")},
     }))
     monkeypatch.chdir(tmp_path)  # the result's model paths are relative to where it was measured
