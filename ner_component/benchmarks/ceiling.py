@@ -127,18 +127,21 @@ def encoder_pass(model: Any, batches: List[Dict[str, Any]], dtype: str) -> Calla
     return run
 
 
-def timed_rounds(passes: Dict[str, Callable[[], Any]], rounds: int) -> Dict[str, List[float]]:
+def timed_rounds(passes: Dict[str, Callable[[], Any]], rounds: int, progress: bool = False) -> Dict[str, List[float]]:
     """The seconds of every pass in each of `rounds` rounds, the passes taking turns
     in the order given, after one untimed pass each (first-call allocations, kernel
-    caches)."""
+    caches). With `progress`, a line per round on stderr."""
     for run in passes.values():
         run()
     seconds: Dict[str, List[float]] = {name: [] for name in passes}
-    for _ in range(rounds):
+    for i in range(rounds):
         for name, run in passes.items():
             start = time.perf_counter()
             run()
             seconds[name].append(time.perf_counter() - start)
+        if progress:
+            times = ", ".join(f"{name} {seconds[name][-1]:.2f} s" for name in passes)
+            print(f"  round {i + 1}/{rounds}: {times}", file=sys.stderr, flush=True)
     return seconds
 
 
@@ -192,7 +195,7 @@ def measure_ceiling(
     passes: Dict[str, Callable[[], Any]] = {"encoder": encoder_pass(model, batches, dtype)}
     for name, annotate in (engines or {}).items():
         passes[name] = lambda annotate=annotate: annotate(list(texts))
-    timed = timed_rounds(passes, rounds)
+    timed = timed_rounds(passes, rounds, progress=True)
     seconds = statistics.median(timed["encoder"])
     # Attention cost grows with each sequence's own length: mean length weighted by positions.
     mean_length = sum(len(s) ** 2 for s in sequences) / positions

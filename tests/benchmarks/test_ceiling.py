@@ -60,11 +60,13 @@ def test_encoder_flops_count_the_linear_layers_and_attention(tiny_bert: Path) ->
     assert encoder_flops_per_position(model, 10.0) == layers * (linear + 4 * 10 * hidden)
 
 
-def test_timed_rounds_take_turns_after_one_untimed_pass() -> None:
+def test_timed_rounds_take_turns_after_one_untimed_pass(capsys) -> None:
     calls = []
-    seconds = timed_rounds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3)
+    seconds = timed_rounds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, progress=True)
     assert calls == ["a", "b"] * 4
     assert list(seconds) == ["a", "b"] and all(len(v) == 3 and min(v) >= 0 for v in seconds.values())
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("  round 3/3: a ") and ", b " in lines[2]
     # each round's ratio, then the median: one slow round of either doesn't decide it
     assert median_ratio([2.0, 9.0, 4.0], [1.0, 3.0, 1.0]) == 3.0
 
