@@ -221,3 +221,16 @@ def test_the_machine_names_its_instruction_set_limits(monkeypatch):
     assert describe().endswith(", no native bfloat16; kernels held to ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2)")
     assert describe_dict()["kernel_limits"] == {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
+
+
+def test_annotate_ray_without_the_ray_extra_stops_in_one_line(tmp_path):
+    """Ray is an extra: without it `annotate_ray.py` names the install command, like
+    the other extras, and writes nothing."""
+    source = tmp_path / "in.txt"
+    source.write_text("Paris is in France.\n", encoding="utf8")
+    proc = run_without({"ray"}, "annotate_ray.py", tmp_path, source, tmp_path / "out.jsonl", "--no-progress")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "✘ Annotating on Ray needs ray, which is not installed: pip install -e '.[ray]' in the project folder"
+    ]
+    assert not (tmp_path / "out.jsonl").exists()

@@ -41,7 +41,7 @@ from ner_component.annotate.local import (
     set_torch_threads,
 )
 from ner_component.annotate.schemas import check_schema, open_writer, record_to_json
-from ner_component.util import PathLike
+from ner_component.util import PathLike, require_extra
 
 # Lines per read task: small enough to spread a file over the workers early,
 # large enough that the per-task overhead doesn't show.
@@ -262,10 +262,8 @@ def annotate_ray(
     """
     from tqdm import tqdm
 
-    try:
-        import ray
-    except ImportError:
-        raise AnnotateError("Ray is not installed: pip install 'ner-component[ray]' (or 'ray[data]>=2.9')") from None
+    require_extra("ray", "ray", "Annotating on Ray")
+    import ray
 
     if on_error not in ("raise", "record"):
         raise AnnotateError(f"on_error '{on_error}' is not one of raise, record")
