@@ -65,6 +65,16 @@ only where the text has a space or starts), so the text reads as it was written.
 The setting changes the Hugging Face tokenizer saved with the pipeline, so a loaded
 pipeline reads text the way it was trained.
 
+Where a doc is longer than a window, `strided_spans` puts the tokens where windows
+overlap into both, and spacy-transformers aligns each such token to its wordpieces in
+both; first-wordpiece pooling then takes the first window's, where a token near that
+window's end has little or no right context. This model aligns each token to the one
+window where it sits furthest from an edge (`central_alignment`), in training and in
+prediction: a doc within one window is aligned exactly as before. Over the WikiANN en
+test sentences joined 16 and 64 at a time (windows of 128 tokens every 96), the
+default model's F1 rose from 57.73 to 57.95 and from 55.98 to 56.50 at the same speed
+(docs/benchmarks.md, "Windows on long documents").
+
 One more difference, in training and prediction alike: each span's text is
 tokenized cut at the model's maximum (`model_max_length`, 512) plus one wordpiece.
 spacy-transformers cuts spans longer than the maximum too, but only after its
@@ -417,13 +427,71 @@ def cut_tokenizer(tokenizer: Any) -> Any:
     return view
 
 
+def central_alignment(align: Any, span_lengths: Any, width: int) -> Any:
+    """Each token's wordpieces from one window only: the one where the token sits
+    furthest from the window's nearer edge (ties: the first window).
+
+    Overlapping windows (`strided_spans`) put a token near a window's right edge
+    into the next window too, near its left edge; spacy-transformers aligns the
+    token to its wordpieces in both, and first-wordpiece pooling takes the first
+    window's, where a token at the edge has no right context at all. Tokens in one
+    window only keep their alignment as it is.
+
+    align (Ragged): Wordpiece indices per token, into the batch's spans x `width`
+        positions (`FullTransformerBatch.align`).
+    span_lengths (Array1d): Each span's wordpieces, special tokens included (at
+        most `width` count).
+    width (int): The padded positions per span.
+    RETURNS (Ragged): The alignment with each token's wordpieces in one span.
+    """
+    from thinc.api import get_array_module
+    from thinc.types import Ragged
+
+    xp = get_array_module(align.data)
+    index = align.dataXd.ravel()
+    lengths = xp.asarray(align.lengths)
+    row = index // width
+    position = index - row * width
+    last = xp.minimum(xp.asarray(span_lengths), width)[row] - 1
+    margin = xp.minimum(position, last - position)
+    token = xp.repeat(xp.arange(lengths.shape[0]), lengths)
+    # each token's widest margin first (stable: the first window on ties)
+    order = xp.lexsort(xp.stack([-margin, token]))
+    first = xp.cumsum(lengths) - lengths
+    best_row = xp.full(lengths.shape[0], -1, dtype=row.dtype)
+    nonempty = lengths > 0
+    best_row[nonempty] = row[order[first[nonempty]]]
+    keep = row == best_row[token]
+    if bool(keep.all()):
+        return align
+    kept_lengths = xp.bincount(token[keep], minlength=lengths.shape[0]).astype(lengths.dtype)
+    return Ragged(align.dataXd[keep], kept_lengths)
+
+
+def _forward_with_central_windows(model: Model, docs: List[Doc], is_train: bool) -> Any:
+    """spacy-transformers' forward pass, each token aligned to the window where it
+    is most central (`central_alignment`) when a doc spans several windows."""
+    from spacy_transformers.layers.transformer_model import forward
+
+    output, backprop = forward(model, docs, is_train)
+    if any(len(spans) > 1 for spans in output.spans):
+        wordpieces = output.wordpieces
+        output.align = central_alignment(output.align, wordpieces.lengths, wordpieces.input_ids.shape[1])
+    return output, backprop
+
+
 @functools.lru_cache(maxsize=None)
 def _transformer_model_class() -> type:
     """spacy-transformers' TransformerModel whose forward pass (and init) tokenize
-    with `cut_tokenizer` (built once, on first use: it imports torch)."""
+    with `cut_tokenizer` and align tokens to their most central window
+    (`_forward_with_central_windows`); built once, on first use: it imports torch."""
     from spacy_transformers.layers import TransformerModel
 
     class CutTransformerModel(TransformerModel):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._func = _forward_with_central_windows
+
         @property
         def tokenizer(self) -> Any:
             return cut_tokenizer(super().tokenizer)
@@ -432,6 +500,7 @@ def _transformer_model_class() -> type:
             # spaCy's replace_listeners copies the model; TransformerModel.copy builds its own class
             copied = super().copy()
             copied.__class__ = type(self)
+            copied._func = _forward_with_central_windows
             return copied
 
     return CutTransformerModel
@@ -536,7 +605,8 @@ def create_transformer_model(
     layer_lr_decay: float = 1.0,
 ) -> Model:
     """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs,
-    length-chunked prediction, and spans cut at the model's maximum before padding.
+    length-chunked prediction, spans cut at the model's maximum before padding, and
+    each token aligned to the window where it is most central.
 
     cpu_inference_dtype (str): "auto", "float32" or "bfloat16"; see the module docstring.
     predict_token_budget (int): padded positions per forward pass in prediction, spans

@@ -596,3 +596,82 @@ def test_the_cut_warns_once_and_the_saved_tokenizer_is_the_original(tiny_bert, t
     assert type(loaded.get_pipe("transformer").model) is _transformer_model_class()
     assert type(loaded.get_pipe("transformer").model.copy()) is _transformer_model_class()
     assert [len(doc._.trf_data.align.lengths) for doc in loaded.pipe(OVERSIZE)] == [len(doc) for doc in ours.pipe(OVERSIZE)]
+
+
+def test_central_alignment_takes_each_token_from_its_most_central_window():
+    from thinc.types import Ragged
+
+    from ner_component.runtime.transformer import central_alignment
+
+    # spans of 10 positions: span 0 is [CLS] t0..t7 [SEP], span 1 [CLS] t5..t8 [SEP];
+    # t5, t6, t7 are in both, t9 has no wordpiece
+    pieces = [[1], [2], [3], [4], [5], [6, 11], [7, 12], [8, 13], [14], []]
+    data = numpy.array([i for p in pieces for i in p], dtype="int32")  # 1-d, as spacy-transformers aligns
+    align = Ragged(data, numpy.array([len(p) for p in pieces], dtype="int32"))
+    central = central_alignment(align, numpy.array([10, 6]), 10)
+    # t5: 3 positions from span 0's end, 1 from span 1's start; t6: 2 and 2 (a tie:
+    # the first); t7: 1 and 2
+    assert central.dataXd.tolist() == [1, 2, 3, 4, 5, 6, 7, 13, 14]
+    assert central.lengths.tolist() == [1] * 9 + [0]
+    single = Ragged(numpy.arange(1, 9, dtype="int32"), numpy.ones(8, dtype="int32"))
+    assert central_alignment(single, numpy.array([10]), 10) is single
+
+
+def test_tokens_in_two_windows_take_the_more_central_one(tiny_bert):
+    """A doc over several windows: each token's vectors come from one window, the one
+    where it is furthest from an edge; a doc in one window is aligned as
+    spacy-transformers aligns it, and the vectors are the same."""
+    ours, stock = _ours_and_stock(tiny_bert)
+    text = " ".join(f"w{i}" for i in range(60))  # windows of 32 tokens, every 24
+    ours_docs = list(ours.pipe([text, TEXTS[0]]))
+    stock_docs = list(stock.pipe([text, TEXTS[0]]))
+    short_ours, short_stock = ours_docs[1]._.trf_data, stock_docs[1]._.trf_data
+    numpy.testing.assert_array_equal(short_ours.align.data, short_stock.align.data)
+    numpy.testing.assert_array_equal(short_ours.align.lengths, short_stock.align.lengths)
+    x, y = ours_docs[0]._.trf_data, stock_docs[0]._.trf_data
+    width = x.wordpieces.input_ids.shape[1]
+    assert len(x.wordpieces.lengths) == 3 and y.align.lengths.max() > x.align.lengths.max()
+    assert x.align.dataXd.shape[1:] == y.align.dataXd.shape[1:]
+    rows, moved = [], 0
+    for i, (ours_pieces, stock_pieces) in enumerate(zip(x.align, y.align)):
+        ours_index, stock_index = ours_pieces.dataXd.ravel(), stock_pieces.dataXd.ravel()
+        ours_rows = set((ours_index // width).tolist())
+        assert len(ours_rows) == 1 and set(ours_index.tolist()) <= set(stock_index.tolist())
+        row = ours_rows.pop()
+        rows.append(row)
+        moved += row != stock_index[0] // width
+
+        def margin(r: int) -> int:
+            positions = stock_index[stock_index // width == r] % width
+            return min(int(positions.min()), x.wordpieces.lengths[r] - 1 - int(positions.max()))
+
+        assert all(margin(row) >= margin(r) for r in set((stock_index // width).tolist()))
+    assert rows == sorted(rows) and moved > 0  # the windows follow each other; some tokens moved on
+    vectors = x.tensors[0].reshape(-1, x.tensors[0].shape[-1])
+    numpy.testing.assert_allclose(vectors, y.tensors[0].reshape(vectors.shape), rtol=1e-5, atol=1e-6)
+
+
+def test_a_training_step_over_several_windows(tiny_bert, tmp_path):
+    """Training on a doc longer than a window sends the gradient through the central
+    windows' wordpieces only; the step runs and the model learns; a saved pipeline
+    aligns the same way when loaded."""
+    from spacy.training import Example
+
+    from tests.pipelines import add_our_transformer_and_token_ner
+
+    spacy.util.fix_random_seed(0)
+    nlp = spacy.blank("en")
+    add_our_transformer_and_token_ner(nlp, tiny_bert)  # windows of 64 tokens, every 48
+    words = ["Paris", "is", "nice", "."] * 30
+    doc = spacy.tokens.Doc(nlp.vocab, words=words, ents=["B-LOC", "O", "O", "O"] * 30)
+    examples = [Example(nlp.make_doc(doc.text), doc)]
+    optimizer = nlp.initialize(lambda: examples)
+    losses = [nlp.update(examples, sgd=optimizer, losses={})["ner"] for _ in range(12)]
+    assert all(numpy.isfinite(losses)) and losses[-1] < losses[0]
+    assert len(nlp.get_pipe("transformer").model.attrs["get_spans"]([nlp.make_doc(doc.text)])[0]) == 3
+    predicted = nlp(doc.text)
+    assert set(predicted._.trf_data.align.lengths.tolist()) == {1}  # one wordpiece per token, in one window
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")(doc.text)
+    numpy.testing.assert_array_equal(loaded._.trf_data.align.dataXd, predicted._.trf_data.align.dataXd)
+    assert [e.text for e in loaded.ents] == [e.text for e in predicted.ents]
