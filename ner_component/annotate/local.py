@@ -376,7 +376,9 @@ def count_lines(path: PathLike) -> Optional[int]:
     return n_lines + (last != b"\n")
 
 
-def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = None) -> Language:
+def load_pipeline(
+    model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = None, config: Optional[Dict[str, Any]] = None
+) -> Language:
     """Load a pipeline (a folder or an installed package name) for annotation.
 
     model (PathLike): The pipeline.
@@ -384,6 +386,8 @@ def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = 
     cpu_dtype (Optional[str]): The transformer's prediction dtype on CPU, "auto",
         "float32" or "bfloat16" (see `ner_component.runtime.transformer`); None for what
         the pipeline's config says.
+    config (Optional[Dict[str, Any]]): Overrides of the pipeline's config, as
+        `spacy.load` takes them.
     RETURNS (Language): The loaded pipeline.
     """
     import spacy
@@ -397,7 +401,7 @@ def load_pipeline(model: PathLike, gpu_id: int = -1, cpu_dtype: Optional[str] = 
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     try:
-        nlp = spacy.load(model)
+        nlp = spacy.load(model, config=config or {})
     except OSError as e:
         raise AnnotateError(f"can't load the pipeline '{model}': {e}") from e
     if cpu_dtype is not None:
