@@ -444,27 +444,27 @@ def central_alignment(align: Any, span_lengths: Any, width: int) -> Any:
     width (int): The padded positions per span.
     RETURNS (Ragged): The alignment with each token's wordpieces in one span.
     """
-    from thinc.api import get_array_module
+    # spacy-transformers builds alignments with numpy, on CPU and GPU alike
+    import numpy
     from thinc.types import Ragged
 
-    xp = get_array_module(align.data)
-    index = align.dataXd.ravel()
-    lengths = xp.asarray(align.lengths)
+    index = numpy.asarray(align.dataXd).ravel()
+    lengths = numpy.asarray(align.lengths)
     row = index // width
     position = index - row * width
-    last = xp.minimum(xp.asarray(span_lengths), width)[row] - 1
-    margin = xp.minimum(position, last - position)
-    token = xp.repeat(xp.arange(lengths.shape[0]), lengths)
+    last = numpy.minimum(numpy.asarray(span_lengths), width)[row] - 1
+    margin = numpy.minimum(position, last - position)
+    token = numpy.repeat(numpy.arange(lengths.shape[0]), lengths)
     # each token's widest margin first (stable: the first window on ties)
-    order = xp.lexsort(xp.stack([-margin, token]))
-    first = xp.cumsum(lengths) - lengths
-    best_row = xp.full(lengths.shape[0], -1, dtype=row.dtype)
+    order = numpy.lexsort(numpy.stack([-margin, token]))
+    first = numpy.cumsum(lengths) - lengths
+    best_row = numpy.full(lengths.shape[0], -1, dtype=row.dtype)
     nonempty = lengths > 0
     best_row[nonempty] = row[order[first[nonempty]]]
     keep = row == best_row[token]
     if bool(keep.all()):
         return align
-    kept_lengths = xp.bincount(token[keep], minlength=lengths.shape[0]).astype(lengths.dtype)
+    kept_lengths = numpy.bincount(token[keep], minlength=lengths.shape[0]).astype(lengths.dtype)
     return Ragged(align.dataXd[keep], kept_lengths)
 
 
