@@ -16,10 +16,12 @@ is most central: `ner_component.runtime.transformer.central_alignment`).
 The joined documents are WikiANN fragments side by side, not running text: their
 F1 says how the windows compare on the same texts, not what a real document scores.
 """
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ner_component import reporting
 from ner_component.benchmarks.ceiling import median_ratio, timed_rounds
 from ner_component.benchmarks.throughput.summary import agreement, describe_machine, entity_set, machine
 from ner_component.benchmarks.throughput.texts import (
@@ -30,7 +32,8 @@ from ner_component.benchmarks.throughput.texts import (
     sentence_texts,
 )
 from ner_component.errors import NerComponentError
-from ner_component.util import PathLike, check_writable, write_json_atomic, write_text_atomic
+from ner_component.reporting import number, write_report
+from ner_component.util import PathLike, check_writable
 
 DEFAULT_WINDOWS = ("128/96",)
 DEFAULT_JOINS = (16, 64)
@@ -126,15 +129,13 @@ def compare_windows(
     pipelines = {}
     for window, stride in windows:
         nlp = load_windowed(model, window, stride)
-        _transformer_model(nlp, model)
-        pipelines[(window, stride)] = nlp
+        pipelines[(window, stride)] = (nlp, _transformer_model(nlp, model))
     rows: List[Dict[str, Any]] = []
     for join in joins:
         texts = join_documents(sentences, join)
         gold = entity_set(join_gold(sentences, sentence_entities, join))
         passes, found, shapes = {}, {}, {}
-        for (window, stride), nlp in pipelines.items():
-            transformer = _transformer_model(nlp, model)
+        for (window, stride), (nlp, transformer) in pipelines.items():
             hf_model = transformer.layers[0].shims[0]._model
             for alignment in _alignments(transformer, first_window):
                 key = (window, stride, alignment)
@@ -173,7 +174,7 @@ def compare_windows(
                 "f1": 100 * agreement(gold, entity_set(found[key]))["f1"],
                 "encoder_passes": per_pass,
                 "positions": sum(r * c for r, c in shape_list[:per_pass]),
-                "words_per_second": words / _median(seconds[label]) if rounds else None,
+                "words_per_second": words / statistics.median(seconds[label]) if rounds else None,
                 "speed": median_ratio(seconds[base], seconds[label]) if rounds else None,
             })
     return {
@@ -191,12 +192,6 @@ def _label(window: int, stride: int, alignment: str) -> str:
     return f"{window}/{stride}" + ("" if alignment == "central" else " first")
 
 
-def _median(values: Sequence[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
-
-
 def markdown_table(result: Dict[str, Any]) -> str:
     """The runs as a markdown table, under a line naming the machine and settings."""
     lines = [
@@ -204,17 +199,16 @@ def markdown_table(result: Dict[str, Any]) -> str:
         f"{result['limit'] or 'all'} test sentences joined into documents, nlp.pipe batch {result['batch_size']}, "
         f"timed rounds in turn: {result['rounds']} (medians; speed relative to the first window).",
         "",
-        "| sentences per document | window / stride | alignment | F1 vs gold | encoder positions | words/s | speed |",
-        "| ---: | --- | --- | ---: | ---: | ---: | ---: |",
     ]
-    for run in result["runs"]:
-        wps = f"{run['words_per_second']:,.0f}" if run["words_per_second"] is not None else "-"
-        speed = f"{run['speed']:.2f}x" if run["speed"] is not None else "-"
-        lines.append(
-            f"| {run['join']} | {run['window']}/{run['stride']} | {run['alignment']} | {run['f1']:.2f} | "
-            f"{run['positions']:,} | {wps} | {speed} |"
-        )
-    return "\n".join(lines) + "\n"
+    columns = ["sentences per document", "window / stride", "alignment", "F1 vs gold", "encoder positions", "words/s", "speed"]
+    rows = [
+        [
+            run["join"], f"{run['window']}/{run['stride']}", run["alignment"], f"{run['f1']:.2f}", number(run["positions"]),
+            number(run["words_per_second"], missing="-"), "-" if run["speed"] is None else f"{run['speed']:.2f}x",
+        ]
+        for run in result["runs"]
+    ]
+    return "\n".join(lines + [reporting.markdown_table(columns, rows, align="rllrrrr")]) + "\n"
 
 
 def run_windows(
@@ -231,9 +225,7 @@ def run_windows(
     output = Path(output_dir)
     check_writable(output / f"{name}.json", "the result")
     result = compare_windows(model, test_path, pairs, **options)
-    table = markdown_table(result)
-    output.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output / f"{name}.json", result)
-    write_text_atomic(output / f"{name}.md", table)
-    print(table)
+    markdown = markdown_table(result)
+    write_report(output, name, result, markdown)
+    print(markdown)
     return result
