@@ -409,8 +409,6 @@ def load_pipeline(
     return nlp
 
 
-
-
 def check_cpu_dtype(cpu_dtype: Optional[str]) -> None:
     """Refuse a CPU prediction dtype that isn't one (None: the pipeline's config)."""
     from ner_component.runtime.transformer import CPU_INFERENCE_DTYPES
