@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from contextlib import suppress
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, List, NoReturn
 
 import typer
 
@@ -26,6 +26,14 @@ def fail(message: str) -> NoReturn:
     """
     print(f"\u2718 {' '.join(message.split())}", file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+def int_list(value: str, option: str) -> List[int]:
+    """A comma-separated option of integers ("16,256"), or a one-line exit naming it."""
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        fail(f"{option} '{value}' is not a comma-separated list of integers")
 
 
 def exit_interrupted(stop: Interrupted) -> NoReturn:

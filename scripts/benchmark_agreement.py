@@ -10,7 +10,7 @@ from ner_component.benchmarks.agreement import (
     DEFAULT_DTYPES,
     run_agreement,
 )
-from ner_component.cli import fail, run
+from ner_component.cli import int_list, run
 
 
 def main(
@@ -22,11 +22,7 @@ def main(
     dtypes: str = typer.Option(",".join(DEFAULT_DTYPES), help="CPU dtypes to compare: float32, bfloat16"),
     limit: Optional[int] = typer.Option(None, min=1, help="Use the first N test sentences (default: all)"),
 ) -> None:
-    try:
-        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
-    except ValueError:
-        fail(f"--batch-sizes: expected whole numbers separated by commas, found '{batch_sizes}'")
-    run_agreement(model, test, output_dir, name, sizes, [d.strip() for d in dtypes.split(",") if d.strip()], limit)
+    run_agreement(model, test, output_dir, name, int_list(batch_sizes, "--batch-sizes"), [d.strip() for d in dtypes.split(",") if d.strip()], limit)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from ner_component.benchmarks.onednn_cache import (
     PHASES,
     run_benchmark,
 )
-from ner_component.cli import fail, run
+from ner_component.cli import int_list, run
 
 
 def main(
@@ -25,10 +25,7 @@ def main(
     bf16_steps: int = typer.Option(40, min=1, help="bfloat16 autocast steps of the HF token classifier"),
     backbone: Optional[str] = typer.Option(None, help="Backbone folder for train_bf16 (default: the pipeline's transformer)"),
 ) -> None:
-    try:
-        caps = [int(c) for c in capacities.split(",") if c.strip()]
-    except ValueError:
-        fail(f"--capacities: expected whole numbers separated by commas, found '{capacities}'")
+    caps = int_list(capacities, "--capacities")
     if backbone is None:
         from ner_component.backbones import config_transformer, resolve_transformer
 

@@ -1,7 +1,7 @@
 """Benchmark inference: the spaCy pipeline (batch sizes x processes) against the
 Hugging Face token-classification pipeline, words/s, peak memory and agreement."""
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -13,14 +13,7 @@ from ner_component.benchmarks.throughput import (
     SETTINGS,
     run_benchmark,
 )
-from ner_component.cli import fail, run
-
-
-def int_list(value: str, option: str) -> List[int]:
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        fail(f"{option} '{value}' is not a comma-separated list of integers")
+from ner_component.cli import int_list, run
 
 
 def main(

@@ -7,7 +7,7 @@ import typer
 
 from ner_component.benchmarks.ceiling import DEFAULT_ROUNDS
 from ner_component.benchmarks.windows import DEFAULT_BATCH_SIZE, DEFAULT_JOINS, DEFAULT_WINDOWS, run_windows
-from ner_component.cli import run
+from ner_component.cli import int_list, run
 
 
 def main(
@@ -28,7 +28,7 @@ def main(
         output_dir,
         name,
         [w.strip() for w in windows.split(",") if w.strip()],
-        joins=[int(j) for j in joins.split(",") if j.strip()],
+        joins=int_list(joins, "--joins"),
         limit=limit,
         rounds=rounds,
         batch_size=batch_size,

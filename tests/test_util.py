@@ -234,3 +234,13 @@ def test_annotate_ray_without_the_ray_extra_stops_in_one_line(tmp_path):
         "✘ Annotating on Ray needs ray, which is not installed: pip install -e '.[ray]' in the project folder"
     ]
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_int_list_reads_integers_or_exits_in_one_line(capsys):
+    from ner_component.cli import int_list
+
+    assert int_list("16, 256,", "--batch-sizes") == [16, 256]
+    with pytest.raises(SystemExit) as stop:
+        int_list("1,a", "--joins")
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines() == ["✘ --joins '1,a' is not a comma-separated list of integers"]
