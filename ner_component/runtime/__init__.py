@@ -12,6 +12,7 @@ environment) is harmless.
 
 - `transformer`: the transformer layer (`ner_component.TransformerModel.v1`).
 - `token_classifier`: the `token_ner` architectures (`ner_component.TokenClassifier.v1`,
+  `ner_component.TokenClassifierCRF.v1`,
   `ner_component.reduce_first.v1`).
 - `iob`: IOB2 tags, constraints, Viterbi decoding, spans and their confidences.
 - `tokenizer`: the character tokenizer (`ner_component.CharacterTokenizer.v1`) of

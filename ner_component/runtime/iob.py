@@ -1,11 +1,13 @@
 """IOB2 tags and their decoding: the tag set of a list of labels, the IOB2
 transition constraints, a Viterbi search for the best tag sequence that obeys
-them, the entity spans of a tag sequence and the confidence of each span.
+them, the forward-backward pass of a linear-chain CRF over the same tags (the loss
+of `ner_component.TokenClassifierCRF.v1`), the entity spans of a tag sequence and
+the confidence of each span.
 
 Plain numpy, no spaCy object: the `token_ner` component (`token_ner.py`) decodes
 its per-token probabilities with these, and tests and benchmarks call them directly.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from thinc.types import Floats2d, Ints1d
@@ -77,12 +79,56 @@ def biluo_to_tag_ids(biluo: Sequence[Optional[str]], tags: Sequence[str]) -> num
     return ids
 
 
+class TransitionScores(NamedTuple):
+    """Learned scores of a linear-chain CRF over the tags, added to a sequence's
+    per-token log-probabilities: of its first tag, of each pair of consecutive tags
+    and of its last tag (the parameters of `ner_component.TokenClassifierCRF.v1`)."""
+
+    start: numpy.ndarray  # (n_tags,)
+    transition: numpy.ndarray  # (n_tags, n_tags): [previous tag, tag]
+    end: numpy.ndarray  # (n_tags,)
+
+
+def _constrained_scores(
+    allowed_start: numpy.ndarray, allowed: numpy.ndarray, learned: Optional[TransitionScores]
+) -> TransitionScores:
+    """The learned scores (zeros without them), -inf where the constraints forbid."""
+    n_tags = allowed.shape[0]
+    if learned is None:
+        learned = TransitionScores(numpy.zeros((n_tags,)), numpy.zeros((n_tags, n_tags)), numpy.zeros((n_tags,)))
+    for name, value, shape in zip(learned._fields, learned, ((n_tags,), (n_tags, n_tags), (n_tags,))):
+        if numpy.shape(value) != shape:
+            raise ValueError(f"transition scores '{name}' have shape {numpy.shape(value)}, expected {shape}")
+    return TransitionScores(
+        numpy.where(allowed_start, numpy.asarray(learned.start, dtype="float64"), -numpy.inf),
+        numpy.where(allowed, numpy.asarray(learned.transition, dtype="float64"), -numpy.inf),
+        numpy.asarray(learned.end, dtype="float64"),
+    )
+
+
+def _pad(log_probs: Sequence[Floats2d], n_tags: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """The docs' (n_tokens, n_tags) scores padded with zeros into one
+    (n_docs, max_len, n_tags) float64 array, and the docs' lengths."""
+    lengths = numpy.asarray([len(lp) for lp in log_probs], dtype="int64")
+    scores = numpy.zeros((len(log_probs), int(lengths.max(initial=0)), n_tags), dtype="float64")
+    for i, lp in enumerate(log_probs):
+        lp = numpy.asarray(lp)
+        if lp.ndim != 2 or lp.shape[1] != n_tags:
+            raise ValueError(f"log_probs[{i}] has shape {lp.shape}, expected (n_tokens, {n_tags})")
+        scores[i, : len(lp)] = lp
+    return scores, lengths
+
+
 def viterbi_decode(
-    log_probs: Sequence[Floats2d], allowed_start: numpy.ndarray, allowed: numpy.ndarray
+    log_probs: Sequence[Floats2d],
+    allowed_start: numpy.ndarray,
+    allowed: numpy.ndarray,
+    learned: Optional[TransitionScores] = None,
 ) -> List[Ints1d]:
     """Find the most probable tag sequence of each doc that obeys the constraints.
 
-    The score of a sequence is the sum of its per-token log-probabilities; a
+    The score of a sequence is the sum of its per-token log-probabilities (plus,
+    with `learned`, the CRF's scores of its start, transitions and end); a
     disallowed start or transition scores -inf. The docs of a batch are padded
     to the longest and searched together: each step is one vectorised numpy
     operation over (docs, previous tag, tag), and so is each step of the backtrace.
@@ -90,24 +136,18 @@ def viterbi_decode(
     log_probs (Sequence[Floats2d]): Per doc, a (n_tokens, n_tags) array of log-probabilities.
     allowed_start (numpy.ndarray): (n_tags,) bool, the tags that may come first.
     allowed (numpy.ndarray): (n_tags, n_tags) bool, `allowed[i, j]`: j may follow i.
+    learned (Optional[TransitionScores]): A CRF's learned scores; None for none.
     RETURNS (List[Ints1d]): The best tag ids of each doc.
     """
     n_tags = allowed.shape[0]
-    lengths = numpy.asarray([len(lp) for lp in log_probs], dtype="int64")
     n_docs = len(log_probs)
     if n_docs == 0:
         return []
-    max_len = int(lengths.max())
+    scores, lengths = _pad(log_probs, n_tags)
+    max_len = scores.shape[1]
     if max_len == 0:
         return [numpy.zeros((0,), dtype="int64") for _ in log_probs]
-    scores = numpy.zeros((n_docs, max_len, n_tags), dtype="float64")
-    for i, lp in enumerate(log_probs):
-        lp = numpy.asarray(lp)
-        if lp.ndim != 2 or lp.shape[1] != n_tags:
-            raise ValueError(f"log_probs[{i}] has shape {lp.shape}, expected (n_tokens, {n_tags})")
-        scores[i, : len(lp)] = lp
-    start = numpy.where(allowed_start, 0.0, -numpy.inf)
-    transition = numpy.where(allowed, 0.0, -numpy.inf)
+    start, transition, end = _constrained_scores(allowed_start, allowed, learned)
     backpointers = numpy.zeros((n_docs, max_len, n_tags), dtype="int64")
     best = scores[:, 0] + start  # (n_docs, n_tags)
     for t in range(1, max_len):
@@ -121,11 +161,91 @@ def viterbi_decode(
         best = numpy.where(active, stepped, best)
         backpointers[:, t] = numpy.where(active, prev, numpy.arange(n_tags)[None, :])
     path = numpy.zeros((n_docs, max_len), dtype="int64")
-    path[:, max_len - 1] = best.argmax(axis=1)
+    path[:, max_len - 1] = (best + end).argmax(axis=1)
     rows = numpy.arange(n_docs)
     for t in range(max_len - 1, 0, -1):
         path[:, t - 1] = backpointers[rows, t, path[:, t]]
     return [path[i, : lengths[i]] for i in range(n_docs)]
+
+
+def _logsumexp(x: numpy.ndarray, axis: int) -> numpy.ndarray:
+    """log(sum(exp(x))) along `axis`, -inf where every term is -inf."""
+    peak = x.max(axis=axis, keepdims=True)
+    peak = numpy.where(numpy.isfinite(peak), peak, 0.0)
+    with numpy.errstate(divide="ignore"):
+        return numpy.log(numpy.exp(x - peak).sum(axis=axis)) + numpy.squeeze(peak, axis=axis)
+
+
+class CRFMarginals(NamedTuple):
+    """What `crf_forward_backward` returns for a batch of docs."""
+
+    log_z: numpy.ndarray  # (n_docs,): log of the sum over every allowed tag sequence
+    tags: List[numpy.ndarray]  # per doc, (n_tokens, n_tags): P(tag at token)
+    counts: TransitionScores  # expected start, transition and end counts, summed over docs
+
+
+def crf_forward_backward(
+    log_probs: Sequence[Floats2d],
+    allowed_start: numpy.ndarray,
+    allowed: numpy.ndarray,
+    learned: TransitionScores,
+) -> CRFMarginals:
+    """The forward-backward pass of the linear-chain CRF that `viterbi_decode`
+    decodes: each doc's log partition function and the marginals of its tags and
+    transitions, under the distribution P(tags) proportional to exp(score(tags))
+    over the sequences the constraints allow. A sequence of -inf scores (no
+    allowed sequence) has log_z -inf and zero marginals.
+
+    A doc's negative log-likelihood of its gold tags is log_z - the log_z of the
+    same doc with every other tag of each known token at -inf; its gradient with
+    respect to a token's scores (or the logits beneath its log-softmax) is the
+    marginals of the first minus those of the second, and with respect to the
+    learned scores the expected counts of the first minus those of the second.
+
+    log_probs (Sequence[Floats2d]): Per doc, a (n_tokens, n_tags) array of log-probabilities.
+    allowed_start (numpy.ndarray): (n_tags,) bool, the tags that may come first.
+    allowed (numpy.ndarray): (n_tags, n_tags) bool, `allowed[i, j]`: j may follow i.
+    learned (TransitionScores): The CRF's learned scores.
+    RETURNS (CRFMarginals): log_z, tag marginals and expected counts.
+    """
+    n_tags = allowed.shape[0]
+    scores, lengths = _pad(log_probs, n_tags)
+    n_docs, max_len, _ = scores.shape
+    start, transition, end = _constrained_scores(allowed_start, allowed, learned)
+    zeros = TransitionScores(numpy.zeros((n_tags,)), numpy.zeros((n_tags, n_tags)), numpy.zeros((n_tags,)))
+    if max_len == 0:
+        return CRFMarginals(numpy.zeros((n_docs,)), [numpy.zeros((0, n_tags)) for _ in log_probs], zeros)
+    rows = numpy.arange(n_docs)
+    last = numpy.maximum(lengths - 1, 0)
+    # alpha[d, t, j]: log of the summed scores of the prefixes ending in tag j at t;
+    # beta[d, t, i]: of the suffixes after tag i at t, end included.
+    alpha = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
+    beta = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
+    alpha[:, 0] = start + scores[:, 0]
+    for t in range(1, max_len):
+        alpha[:, t] = _logsumexp(alpha[:, t - 1, :, None] + transition[None], axis=1) + scores[:, t]
+    beta[rows, last] = end
+    for t in range(max_len - 2, -1, -1):
+        inner = _logsumexp(transition[None] + (scores[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
+        beta[:, t] = numpy.where((t < last)[:, None], inner, beta[:, t])
+    log_z = _logsumexp(alpha[rows, last] + end, axis=1)
+    log_z = numpy.where(lengths > 0, log_z, 0.0)
+    feasible = numpy.isfinite(log_z) & (lengths > 0)
+    safe_z = numpy.where(feasible, log_z, 0.0)
+    positions = numpy.arange(max_len)[None, :] < lengths[:, None]
+    live = positions & feasible[:, None]
+    with numpy.errstate(invalid="ignore"):
+        tag_marginals = numpy.where(live[:, :, None], numpy.exp(alpha + beta - safe_z[:, None, None]), 0.0)
+        pairs = numpy.zeros((n_tags, n_tags))
+        for t in range(1, max_len):
+            pair = alpha[:, t - 1, :, None] + transition[None] + (scores[:, t] + beta[:, t])[:, None, :]
+            pair = numpy.exp(pair - safe_z[:, None, None])
+            pairs += numpy.where(live[:, t, None, None], pair, 0.0).sum(axis=0)
+    tag_marginals = numpy.nan_to_num(tag_marginals)
+    counts = TransitionScores(
+        tag_marginals[:, 0].sum(axis=0), numpy.nan_to_num(pairs), tag_marginals[rows, last].sum(axis=0)
+    )
+    return CRFMarginals(log_z, [tag_marginals[i, : lengths[i]] for i in range(n_docs)], counts)
 
 
 def tags_to_spans(tag_ids: Ints1d, tags: Sequence[str]) -> List[Tuple[int, int, str]]:

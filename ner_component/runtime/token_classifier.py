@@ -1,9 +1,9 @@
 """The architectures of the `token_ner` component (as `spacy/ml/models/` holds
 spaCy's, apart from its components in `spacy/pipeline/`): the token classifier
-(per-token vectors -> softmax over IOB2 tags) and the first-wordpiece pooling
-layer for transformer listeners.
+(per-token vectors -> softmax over IOB2 tags), the same with a CRF's learned
+transition scores, and the first-wordpiece pooling layer for transformer listeners.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, TypeVar
 
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -13,6 +13,11 @@ from thinc.types import Floats2d, Ragged
 # Model attribute read by the `token_ner` component's `finish_update`: a multiplier
 # on the learning rate of the parameters of the node that carries it.
 LR_SCALE_ATTR = "lr_scale"
+# The names of the CRF's parameters on its transitions node (the model's
+# "transitions" ref): scores of the first tag, of [previous tag, tag], of the last tag.
+TRANSITION_PARAMS = ("start", "transition", "end")
+
+InT = TypeVar("InT")
 
 
 @registry.architectures("ner_component.TokenClassifier.v1")
@@ -50,6 +55,78 @@ def build_token_classifier(
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     return model
+
+
+@registry.architectures("ner_component.TokenClassifierCRF.v1")
+def build_token_classifier_crf(
+    tok2vec: Model[List[Doc], List[Floats2d]],
+    with_dropout: bool = True,
+    lr_scale: float = 1.0,
+    nO: Optional[int] = None,
+) -> Model[List[Doc], List[Floats2d]]:
+    """Build a token classifier with a linear-chain CRF over its tags: the
+    classifier of `ner_component.TokenClassifier.v1`, plus learned scores of the
+    first tag, of each pair of consecutive tags and of the last tag (a
+    "transitions" node, ref "transitions"). The `token_ner` component trains it
+    with the CRF's sequence log-likelihood instead of per-token cross-entropy and
+    decodes with the learned scores added to the IOB2 constraints.
+
+    The model's output is the same per-token probabilities: the CRF's scores are
+    parameters the component reads, not a layer the docs pass through.
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): One vector per token.
+    with_dropout (bool): Put a dropout layer before the output layer.
+    lr_scale (float): Multiplier on the learning rate of the output layer and of
+        the transition scores, which start from zero too.
+    nO (Optional[int]): The number of IOB2 tags; inferred in `initialize`.
+    RETURNS (Model[List[Doc], List[Floats2d]]): Per-token tag probabilities.
+    """
+    classifier = build_token_classifier(tok2vec, with_dropout=with_dropout, lr_scale=lr_scale, nO=nO)
+    transitions: Model = Model(
+        "iob_transitions",
+        _no_forward,
+        init=_init_transitions,
+        dims={"nO": nO},
+        params={name: None for name in TRANSITION_PARAMS},
+        attrs={LR_SCALE_ATTR: float(lr_scale)},
+    )
+    model: Model[List[Doc], List[Floats2d]] = Model(
+        "token_classifier_crf",
+        _crf_forward,
+        init=_init_crf,
+        layers=[classifier, transitions],
+        refs={
+            "tok2vec": tok2vec,
+            "output_layer": classifier.get_ref("output_layer"),
+            "transitions": transitions,
+        },
+    )
+    return model
+
+
+def _crf_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    return model.layers[0](docs, is_train)
+
+
+def _init_crf(model: Model, X: Optional[List[Doc]] = None, Y: Optional[List[Floats2d]] = None) -> None:
+    classifier, transitions = model.layers
+    classifier.initialize(X=X, Y=Y)
+    n_tags = model.get_ref("output_layer").get_dim("nO")
+    if not transitions.has_dim("nO") or transitions.get_dim("nO") is None:
+        transitions.set_dim("nO", n_tags)
+    transitions.initialize()
+
+
+def _init_transitions(model: Model, X: Optional[object] = None, Y: Optional[object] = None) -> None:
+    n_tags = model.get_dim("nO")
+    model.set_param("start", model.ops.alloc1f(n_tags))
+    model.set_param("transition", model.ops.alloc2f(n_tags, n_tags))
+    model.set_param("end", model.ops.alloc1f(n_tags))
+
+
+def _no_forward(model: Model, X: InT, is_train: bool) -> Tuple[InT, Callable[[InT], InT]]:
+    """The transitions node holds parameters; nothing passes through it."""
+    return X, lambda dX: dX
 
 
 @registry.layers("ner_component.reduce_first.v1")

@@ -319,8 +319,19 @@ class TokenNER(TrainablePipe):
         if self._constraints is None or self._constraints[0] != tags:
             self._constraints = (tags, *iob.iob_constraints(tags))
         _, allowed_start, allowed = self._constraints
-        log_probs = [numpy.log(numpy.maximum(numpy.asarray(p, dtype="float64"), iob.MIN_PROB)) for p in probs]
-        return iob.viterbi_decode(log_probs, allowed_start, allowed)
+        return iob.viterbi_decode(_log(probs), allowed_start, allowed, self._learned_transitions())
+
+    def _learned_transitions(self) -> Optional["iob.TransitionScores"]:
+        """The CRF's learned scores, if the model has a CRF
+        (`ner_component.TokenClassifierCRF.v1`) and it is initialized; else None."""
+        if not self.model.has_ref("transitions"):
+            return None
+        node = self.model.get_ref("transitions")
+        if not all(node.has_param(name) for name in token_classifier.TRANSITION_PARAMS):
+            return None
+        return iob.TransitionScores(
+            *(node.ops.to_numpy(node.get_param(name)) for name in token_classifier.TRANSITION_PARAMS)
+        )
 
     def set_annotations(self, docs: Iterable[Doc], predictions: TokenNERPrediction) -> None:
         """Set `doc.ents` from the decoded tags, replacing any entities already
@@ -366,7 +377,14 @@ class TokenNER(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         probs, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_scores = self.get_loss(examples, probs)
+        learned = self._learned_transitions()
+        if learned is None:
+            loss, d_scores = self.get_loss(examples, probs)
+        else:
+            loss, d_scores, d_learned = self._crf_loss(examples, probs, learned)
+            node = self.model.get_ref("transitions")
+            for name, grad in zip(token_classifier.TRANSITION_PARAMS, d_learned):
+                node.inc_grad(name, node.ops.asarray(grad, dtype="float32"))
         backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
@@ -377,7 +395,9 @@ class TokenNER(TrainablePipe):
         """The softmax cross-entropy of the gold tags, summed over tokens, and
         its gradient with respect to the logits (probabilities - one-hot gold).
         Tokens whose gold tag is unknown (missing, misaligned, or of a label the
-        component doesn't have) add nothing.
+        component doesn't have) add nothing. With a CRF
+        (`ner_component.TokenClassifierCRF.v1`), the CRF's negative log-likelihood
+        of the gold tags instead (see `_crf_loss`).
 
         examples (Iterable[Example]): The batch.
         scores (List[Floats2d]): The model's tag probabilities for it.
@@ -385,6 +405,10 @@ class TokenNER(TrainablePipe):
         """
         examples = list(examples)
         validate_examples(examples, "TokenNER.get_loss")
+        learned = self._learned_transitions()
+        if learned is not None:
+            loss, d_scores, _ = self._crf_loss(examples, scores, learned)
+            return loss, d_scores
         ops = self.model.ops
         golds = [iob.biluo_to_tag_ids(eg.get_aligned_ner(), self.tags) for eg in examples]
         # The gradient is thinc's, as in spaCy's tagger: probabilities - one-hot
@@ -405,6 +429,43 @@ class TokenNER(TrainablePipe):
             raise ValueError(f"The loss of '{self.name}' is {loss}")
         return loss, d_scores
 
+    def _crf_loss(
+        self, examples: List[Example], scores: List[Floats2d], learned: "iob.TransitionScores"
+    ) -> Tuple[float, List[Floats2d], "iob.TransitionScores"]:
+        """The CRF's negative log-likelihood of the gold tags, summed over docs,
+        and its gradients: with respect to the logits (the tag marginals of all
+        sequences minus those of the sequences that agree with the gold tags;
+        log-softmax shifts each token's scores by a constant, which the CRF's
+        distribution ignores) and to the learned scores (expected counts, the
+        same difference). A token whose gold tag is unknown may take any tag in
+        the second; a doc whose gold tags no sequence can take (an `I-X` the
+        constraints forbid) adds nothing.
+
+        examples (List[Example]): The batch.
+        scores (List[Floats2d]): The model's tag probabilities for it.
+        learned (iob.TransitionScores): The CRF's learned scores.
+        RETURNS (Tuple[float, List[Floats2d], iob.TransitionScores]): The loss,
+            the gradient of the logits and that of the learned scores.
+        """
+        ops = self.model.ops
+        tags = tuple(self.tags)
+        allowed_start, allowed = iob.iob_constraints(tags)
+        log_probs = _log([ops.to_numpy(p) for p in scores])
+        golds = [iob.biluo_to_tag_ids(eg.get_aligned_ner(), tags) for eg in examples]
+        clamped = [_clamp_to_gold(lp, gold) for lp, gold in zip(log_probs, golds)]
+        gold_paths = iob.crf_forward_backward(clamped, allowed_start, allowed, learned)
+        infeasible = ~numpy.isfinite(gold_paths.log_z)
+        if infeasible.any():
+            clamped = [lp if bad else c for lp, c, bad in zip(log_probs, clamped, infeasible)]
+            gold_paths = iob.crf_forward_backward(clamped, allowed_start, allowed, learned)
+        all_paths = iob.crf_forward_backward(log_probs, allowed_start, allowed, learned)
+        loss = float((all_paths.log_z - gold_paths.log_z).sum())
+        if not numpy.isfinite(loss):
+            raise ValueError(f"The loss of '{self.name}' is {loss}")
+        d_scores = [ops.asarray2f((p - g).astype("float32")) for p, g in zip(all_paths.tags, gold_paths.tags)]
+        d_learned = iob.TransitionScores(*(p - g for p, g in zip(all_paths.counts, gold_paths.counts)))
+        return loss, d_scores, d_learned
+
     def finish_update(self, sgd: Optimizer) -> None:
         """Update the parameters from their gradients, scaling the learning rate
         of each layer that has an `lr_scale` attribute (the output layer of
@@ -413,6 +474,21 @@ class TokenNER(TrainablePipe):
         sgd (Optimizer): The optimizer.
         """
         finish_update_with_lr_scale(self.model, sgd)
+
+
+def _log(probs: Sequence[Floats2d]) -> List[numpy.ndarray]:
+    """float64 log-probabilities, floored at log(MIN_PROB)."""
+    return [numpy.log(numpy.maximum(numpy.asarray(p, dtype="float64"), iob.MIN_PROB)) for p in probs]
+
+
+def _clamp_to_gold(log_probs: numpy.ndarray, gold: numpy.ndarray) -> numpy.ndarray:
+    """The log-probabilities with every tag but the gold one at -inf, on each
+    token whose gold tag is known."""
+    clamped = log_probs.copy()
+    known = numpy.flatnonzero(gold != iob.MISSING)
+    clamped[known] = -numpy.inf
+    clamped[known, gold[known]] = log_probs[known, gold[known]]
+    return clamped
 
 
 def finish_update_with_lr_scale(model: Model, sgd: Optimizer) -> None:

@@ -8,7 +8,9 @@ import pytest
 
 from ner_component.runtime.iob import (
     MISSING,
+    TransitionScores,
     biluo_to_tag_ids,
+    crf_forward_backward,
     iob_constraints,
     iob_tags,
     span_confidences,
@@ -93,6 +95,105 @@ def test_viterbi_matches_brute_force_on_random_batches():
         valid = [s for s in itertools.product(range(len(TAGS)), repeat=len(lp)) if is_valid_iob2(numpy.array(s))]
         brute = max(valid, key=lambda s: lp[numpy.arange(len(lp)), list(s)].sum())
         assert math.isclose(lp[numpy.arange(len(lp)), best].sum(), lp[numpy.arange(len(lp)), list(brute)].sum())
+
+
+# --------------------------------------------------------------------------- CRF
+
+
+def random_crf(seed: int) -> TransitionScores:
+    rng = numpy.random.default_rng(seed)
+    n = len(TAGS)
+    return TransitionScores(rng.normal(size=n), rng.normal(size=(n, n)), rng.normal(size=n))
+
+
+def crf_score(lp: numpy.ndarray, path: tuple, learned: TransitionScores) -> float:
+    """A tag sequence's CRF score, -inf when the IOB2 constraints forbid it."""
+    if not is_valid_iob2(numpy.array(path)):
+        return -math.inf
+    score = learned.start[path[0]] + learned.end[path[-1]] + lp[numpy.arange(len(path)), list(path)].sum()
+    return float(score + sum(learned.transition[a, b] for a, b in zip(path, path[1:])))
+
+
+def test_crf_forward_backward_matches_enumeration():
+    """log Z, the tag marginals and the expected start, transition and end counts
+    of a padded batch (lengths 0-4, one doc with a clamped token) equal those of
+    summing over every tag sequence."""
+    rng = numpy.random.default_rng(1)
+    learned = random_crf(2)
+    log_probs = [rng.normal(size=(n, len(TAGS))) for n in (3, 0, 1, 4, 2)]
+    log_probs[3][1, 1:] = -numpy.inf  # the second token is O
+    result = crf_forward_backward(log_probs, *iob_constraints(TAGS), learned)
+    n = len(TAGS)
+    counts = [numpy.zeros(n), numpy.zeros((n, n)), numpy.zeros(n)]
+    for i, lp in enumerate(log_probs):
+        if len(lp) == 0:
+            assert result.log_z[i] == 0.0 and result.tags[i].shape == (0, n)
+            continue
+        paths = list(itertools.product(range(n), repeat=len(lp)))
+        scores = numpy.array([crf_score(lp, path, learned) for path in paths])
+        log_z = numpy.log(numpy.exp(scores).sum())
+        assert math.isclose(result.log_z[i], log_z, rel_tol=1e-9)
+        marginals = numpy.zeros((len(lp), n))
+        for path, p in zip(paths, numpy.exp(scores - log_z)):
+            marginals[numpy.arange(len(lp)), list(path)] += p
+            counts[0][path[0]] += p
+            counts[2][path[-1]] += p
+            for a, b in zip(path, path[1:]):
+                counts[1][a, b] += p
+        numpy.testing.assert_allclose(result.tags[i], marginals, atol=1e-12)
+    assert not result.tags[3][1, 1:].any()
+    for got, expected in zip(result.counts, counts):
+        numpy.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_crf_forward_backward_of_no_allowed_sequence():
+    """A doc whose only tag is I-PER at the start: no sequence is allowed, log Z is
+    -inf and it adds no marginals; the other doc of the batch is unaffected."""
+    learned = random_crf(3)
+    lp = numpy.full((2, len(TAGS)), -numpy.inf)
+    lp[:, TAGS.index("I-PER")] = 0.0
+    other = numpy.random.default_rng(4).normal(size=(2, len(TAGS)))
+    both = crf_forward_backward([lp, other], *iob_constraints(TAGS), learned)
+    alone = crf_forward_backward([other], *iob_constraints(TAGS), learned)
+    assert both.log_z[0] == -math.inf and not both.tags[0].any()
+    assert both.log_z[1] == alone.log_z[0]
+    for got, expected in zip(both.counts, alone.counts):
+        numpy.testing.assert_array_equal(got, expected)
+
+
+def test_viterbi_with_learned_scores_matches_brute_force():
+    rng = numpy.random.default_rng(5)
+    learned = random_crf(6)
+    log_probs = [rng.normal(size=(n, len(TAGS))) for n in (1, 4, 0, 3)]
+    decoded = viterbi_decode(log_probs, *iob_constraints(TAGS), learned)
+    for lp, best in zip(log_probs, decoded):
+        if len(lp) == 0:
+            assert len(best) == 0
+            continue
+        paths = list(itertools.product(range(len(TAGS)), repeat=len(lp)))
+        brute = max(paths, key=lambda path: crf_score(lp, path, learned))
+        assert math.isclose(crf_score(lp, tuple(best), learned), crf_score(lp, brute, learned))
+
+
+def test_learned_scores_change_the_decoding():
+    """A strong learned O -> B-PER transition turns a doubtful second token into a
+    PER entity that the per-token probabilities alone leave outside."""
+    lp = probs_to_log([one_hot_row("O", 0.9), one_hot_row("O", 0.5)])
+    n = len(TAGS)
+    (plain,) = viterbi_decode([lp], *iob_constraints(TAGS))
+    transition = numpy.zeros((n, n))
+    transition[TAGS.index("O"), TAGS.index("B-PER")] = 10.0
+    learned = TransitionScores(numpy.zeros(n), transition, numpy.zeros(n))
+    (with_crf,) = viterbi_decode([lp], *iob_constraints(TAGS), learned)
+    assert [TAGS[i] for i in plain] == ["O", "O"]
+    assert [TAGS[i] for i in with_crf] == ["O", "B-PER"]
+
+
+def test_learned_scores_of_a_wrong_shape_are_rejected():
+    n = len(TAGS)
+    learned = TransitionScores(numpy.zeros(n), numpy.zeros((n, n - 1)), numpy.zeros(n))
+    with pytest.raises(ValueError, match=r"'transition' have shape \(7, 6\), expected \(7, 7\)"):
+        viterbi_decode([numpy.zeros((2, n))], *iob_constraints(TAGS), learned)
 
 
 def test_viterbi_rejects_bad_shape():

@@ -32,10 +32,11 @@ def obeys_iob2(tag_ids: numpy.ndarray) -> bool:
     return not ids or (allowed_start[ids[0]] and all(allowed[a, b] for a, b in zip(ids, ids[1:])))
 
 
-def make_nlp(lr_scale: float = 1.0, seed: int = 0) -> Language:
+def make_nlp(lr_scale: float = 1.0, seed: int = 0, crf: bool = False) -> Language:
     spacy.util.fix_random_seed(seed)
     nlp = spacy.blank("en")
-    model = {"@architectures": "ner_component.TokenClassifier.v1", "tok2vec": TINY_TOK2VEC, "lr_scale": lr_scale}
+    architecture = "ner_component.TokenClassifierCRF.v1" if crf else "ner_component.TokenClassifier.v1"
+    model = {"@architectures": architecture, "tok2vec": TINY_TOK2VEC, "lr_scale": lr_scale}
     nlp.add_pipe("token_ner", name="ner", config={"model": model})
     return nlp
 
@@ -382,6 +383,108 @@ def test_to_bytes_from_bytes_round_trip(trained_nlp):
     assert predictions(nlp3, texts) == predictions(trained_nlp, texts)
 
 
+# ----------------------------------------------------------------------------- CRF
+
+
+@pytest.fixture(scope="module")
+def crf_nlp() -> Language:
+    nlp = make_nlp(lr_scale=3.0, crf=True)
+    return train(nlp, make_examples(nlp), 60)
+
+
+def crf_nll(ner: TokenNER, logits: numpy.ndarray, gold: List[str]) -> float:
+    """The CRF's negative log-likelihood of a fully known gold sequence, by
+    enumerating every tag sequence: the reference for the component's loss."""
+    import itertools
+
+    log_probs = logits - numpy.log(numpy.exp(logits).sum(axis=1, keepdims=True))
+    node = ner.model.get_ref("transitions")
+    start, transition, end = (node.get_param(name).astype("float64") for name in ("start", "transition", "end"))
+    allowed_start, allowed = iob_constraints(ner.tags)
+
+    def score(path: Tuple[int, ...]) -> float:
+        if not allowed_start[path[0]] or not all(allowed[a, b] for a, b in zip(path, path[1:])):
+            return -math.inf
+        pairs = sum(transition[a, b] for a, b in zip(path, path[1:]))
+        return float(start[path[0]] + end[path[-1]] + pairs + log_probs[range(len(path)), list(path)].sum())
+
+    paths = list(itertools.product(range(len(ner.tags)), repeat=len(logits)))
+    log_z = numpy.log(numpy.exp([score(path) for path in paths]).sum())
+    return float(log_z - score(tuple(ner.tags.index(tag) for tag in gold)))
+
+
+def test_crf_loss_and_gradient_match_enumeration(crf_nlp):
+    """The trained CRF's loss is the sequence negative log-likelihood, and its
+    gradient with respect to the logits is that loss's, by central differences."""
+    ner = crf_nlp.get_pipe("ner")
+    doc = crf_nlp.make_doc("Ada met Bob")
+    gold = ["B-PER", "O", "B-PER"]
+    eg = Example.from_dict(doc, {"entities": ["U-PER", "O", "U-PER"]})
+    logits = numpy.random.default_rng(0).normal(size=(3, len(ner.tags)))
+    probs = numpy.exp(logits) / numpy.exp(logits).sum(axis=1, keepdims=True)
+    loss, (d_logits,) = ner.get_loss([eg], [probs.astype("float32")])
+    assert math.isclose(loss, crf_nll(ner, logits, gold), rel_tol=1e-4)
+    numeric = numpy.zeros_like(logits)
+    for index in numpy.ndindex(logits.shape):
+        step = numpy.zeros_like(logits)
+        step[index] = 1e-5
+        numeric[index] = (crf_nll(ner, logits + step, gold) - crf_nll(ner, logits - step, gold)) / 2e-5
+    numpy.testing.assert_allclose(d_logits, numeric, atol=1e-4)
+
+
+def test_crf_trains_decodes_valid_spans_and_round_trips(crf_nlp, tmp_path):
+    ner = crf_nlp.get_pipe("ner")
+    transitions = ner.model.get_ref("transitions")
+    assert transitions.get_param("transition").any(), "the transition scores never moved"
+    _, allowed = iob_constraints(ner.tags)
+    assert not transitions.get_param("transition")[~allowed].any(), "a forbidden transition got a gradient"
+    assert crf_nlp.evaluate(make_examples(crf_nlp))["ents_f"] == 1.0
+    texts = [text for text, _ in TRAIN_DATA]
+    pred = predictions(crf_nlp, texts)
+    for doc in crf_nlp.pipe(texts):
+        tag_ids = [ner.tags.index(f"{t.ent_iob_}-{t.ent_type_}") if t.ent_type_ else 0 for t in doc]
+        assert obeys_iob2(numpy.asarray(tag_ids))
+    crf_nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert predictions(loaded, texts) == pred
+    numpy.testing.assert_array_equal(
+        loaded.get_pipe("ner").model.get_ref("transitions").get_param("transition"), transitions.get_param("transition")
+    )
+
+
+def test_crf_loss_ignores_unknown_tokens(crf_nlp):
+    """A doc of unknown gold tags adds nothing; an unknown token among known ones
+    leaves the CRF free to pick its tag, so the loss is below that of either
+    choice made known."""
+    ner = crf_nlp.get_pipe("ner")
+    doc = crf_nlp.make_doc("Paris is nice")
+    probs = ner.model.predict([doc])
+    unknown = Example.from_dict(doc, {"entities": ["-", "-", "-"]})
+    loss, (d,) = ner.get_loss([unknown], probs)
+    assert loss == pytest.approx(0.0, abs=1e-9) and numpy.allclose(d, 0.0)
+    partial = ner.get_loss([Example.from_dict(doc, {"entities": ["U-LOC", "-", "O"]})], probs)[0]
+    as_o = ner.get_loss([Example.from_dict(doc, {"entities": ["U-LOC", "O", "O"]})], probs)[0]
+    as_per = ner.get_loss([Example.from_dict(doc, {"entities": ["U-LOC", "U-PER", "O"]})], probs)[0]
+    assert partial < min(as_o, as_per)
+
+
+def test_crf_update_accumulates_transition_gradients(crf_nlp):
+    """`update` without an optimizer adds the transition scores' gradient (as
+    spaCy's `accumulate_gradient` calls it); `finish_update` applies it at the
+    output layer's lr_scale."""
+    nlp = make_nlp(lr_scale=3.0, crf=True)
+    examples = make_examples(nlp)
+    optimizer = nlp.initialize(lambda: examples)
+    node = nlp.get_pipe("ner").model.get_ref("transitions")
+    assert node.attrs[LR_SCALE_ATTR] == 3.0
+    nlp.update(examples[:1], sgd=False)
+    first = node.get_grad("transition").copy()
+    nlp.update(examples[1:], sgd=False)
+    assert first.any() and not numpy.array_equal(node.get_grad("transition"), first)
+    nlp.get_pipe("ner").finish_update(optimizer)
+    assert node.get_param("transition").any()
+
+
 # ------------------------------------------------------------------------ registry
 
 
@@ -390,6 +493,7 @@ def test_to_bytes_from_bytes_round_trip(trained_nlp):
     [
         ("factories", "token_ner"),
         ("architectures", "ner_component.TokenClassifier.v1"),
+        ("architectures", "ner_component.TokenClassifierCRF.v1"),
         ("layers", "ner_component.reduce_first.v1"),
         ("scorers", "spacy.ner_scorer.v1"),
     ],
