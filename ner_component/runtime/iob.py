@@ -236,11 +236,10 @@ def crf_forward_backward(
     live = positions & feasible[:, None]
     with numpy.errstate(invalid="ignore"):
         tag_marginals = numpy.where(live[:, :, None], numpy.exp(alpha + beta - safe_z[:, None, None]), 0.0)
-        pairs = numpy.zeros((n_tags, n_tags))
-        for t in range(1, max_len):
-            pair = alpha[:, t - 1, :, None] + transition[None] + (scores[:, t] + beta[:, t])[:, None, :]
-            pair = numpy.exp(pair - safe_z[:, None, None])
-            pairs += numpy.where(live[:, t, None, None], pair, 0.0).sum(axis=0)
+        # pair[d, t, i, j]: P(tag i at t, tag j at t + 1), all steps at once
+        pair = alpha[:, :-1, :, None] + transition[None, None] + (scores[:, 1:] + beta[:, 1:])[:, :, None, :]
+        pair = numpy.exp(pair - safe_z[:, None, None, None])
+        pairs = numpy.where(live[:, 1:, None, None], pair, 0.0).sum(axis=(0, 1))
     tag_marginals = numpy.nan_to_num(tag_marginals)
     counts = TransitionScores(
         tag_marginals[:, 0].sum(axis=0), numpy.nan_to_num(pairs), tag_marginals[rows, last].sum(axis=0)

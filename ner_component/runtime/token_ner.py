@@ -315,11 +315,15 @@ class TokenNER(TrainablePipe):
         probs (Sequence[Floats2d]): (n_tokens, n_tags) probabilities per doc.
         RETURNS (List[Ints1d]): Tag ids per doc.
         """
+        allowed_start, allowed = self._iob_constraints()
+        return iob.viterbi_decode(_log(probs), allowed_start, allowed, self._learned_transitions())
+
+    def _iob_constraints(self) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """`iob.iob_constraints` of the tag set, computed once per tag set."""
         tags = tuple(self.tags)
         if self._constraints is None or self._constraints[0] != tags:
             self._constraints = (tags, *iob.iob_constraints(tags))
-        _, allowed_start, allowed = self._constraints
-        return iob.viterbi_decode(_log(probs), allowed_start, allowed, self._learned_transitions())
+        return self._constraints[1], self._constraints[2]
 
     def _learned_transitions(self) -> Optional["iob.TransitionScores"]:
         """The CRF's learned scores, if the model has a CRF
@@ -449,7 +453,7 @@ class TokenNER(TrainablePipe):
         """
         ops = self.model.ops
         tags = tuple(self.tags)
-        allowed_start, allowed = iob.iob_constraints(tags)
+        allowed_start, allowed = self._iob_constraints()
         log_probs = _log([ops.to_numpy(p) for p in scores])
         golds = [iob.biluo_to_tag_ids(eg.get_aligned_ner(), tags) for eg in examples]
         clamped = [_clamp_to_gold(lp, gold) for lp, gold in zip(log_probs, golds)]
