@@ -103,6 +103,18 @@ def frozen_description(info: Dict[str, Any]) -> str:
     return ", ".join(parts) or "nothing"
 
 
+def head_description(config_text: str) -> str:
+    """The architecture of the `ner` component's model, for the model card: the
+    softmax head (`ner_component.TokenClassifier.v1`), the same with a CRF
+    (`ner_component.TokenClassifierCRF.v1`), or spaCy's own."""
+    from thinc.api import Config
+
+    try:
+        return f"`{Config().from_str(config_text, interpolate=False)['components']['ner']['model']['@architectures']}`"
+    except (KeyError, TypeError):
+        return "unknown"
+
+
 def model_card(
     meta: Dict[str, Any],
     lang: str,
@@ -176,6 +188,7 @@ def model_card(
             ("Step budget", f"{info['max_steps']:,} steps" if info.get("max_steps") else "unknown"),
             ("Training dtype", f"{info['training_dtype']} (`{info.get('training_dtype_setting')}`)" if info.get("training_dtype") else "unknown"),
             ("Frozen", frozen_description(info)),
+            ("Head", head_description(config_text)),
             ("Training time", f"{info.get('train_seconds', 'unknown')} s on {info.get('hardware', 'unknown hardware')}"),
         ]
     )

