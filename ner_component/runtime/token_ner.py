@@ -7,6 +7,9 @@ linear softmax layer over per-token vectors (from a transformer listener, or any
 argmax it never produces an invalid tag sequence: the tags are decoded with a
 Viterbi search over the per-token log-probabilities under the IOB2 constraints (an
 `I-X` only after `B-X` or `I-X`), so every entity it sets in `doc.ents` is well formed.
+With `ner_component.TokenClassifierCRF.v1` as its model it trains and decodes a
+linear-chain CRF instead: learned transition scores join the constraints, and the
+loss is the gold sequence's negative log-likelihood.
 
 Every predicted entity gets a confidence, stored on the doc (so it survives
 `DocBin` and `nlp.pipe(n_process=...)`) and exposed as `Span._.confidence`.
@@ -174,7 +177,8 @@ def make_token_ner(
 
 class TokenNER(TrainablePipe):
     """Named-entity recognition as token classification with IOB2 tags, a
-    softmax cross-entropy loss and constrained Viterbi decoding into valid spans.
+    softmax cross-entropy loss (or a CRF's sequence loss) and constrained Viterbi
+    decoding into valid spans.
     """
 
     def __init__(

@@ -468,6 +468,25 @@ def test_crf_loss_ignores_unknown_tokens(crf_nlp):
     assert partial < min(as_o, as_per)
 
 
+def test_crf_loss_skips_a_gold_sequence_the_constraints_forbid(crf_nlp, monkeypatch):
+    """A doc whose gold tags start with I-PER (no allowed sequence agrees with
+    them) adds no loss and no gradient; the batch's other doc counts as alone."""
+    ner = crf_nlp.get_pipe("ner")
+    docs = [crf_nlp.make_doc("Ada met Bob"), crf_nlp.make_doc("Paris is nice")]
+    examples = [Example.from_dict(docs[0], {"entities": ["U-PER", "O", "U-PER"]}),
+                Example.from_dict(docs[1], {"entities": ["U-LOC", "O", "O"]})]
+    probs = ner.model.predict(docs)
+    alone, (d_alone,) = ner.get_loss(examples[1:], probs[1:])
+    forbidden = numpy.asarray([TAGS.index("I-PER"), 0, 0])
+    real = token_ner.iob.biluo_to_tag_ids
+    monkeypatch.setattr(
+        token_ner.iob, "biluo_to_tag_ids", lambda biluo, tags: forbidden if biluo[0] == "U-PER" else real(biluo, tags)
+    )
+    loss, (d_bad, d_other) = ner.get_loss(examples, probs)
+    assert loss == pytest.approx(alone) and not d_bad.any()
+    numpy.testing.assert_allclose(d_other, d_alone)
+
+
 def test_crf_update_accumulates_transition_gradients(crf_nlp):
     """`update` without an optimizer adds the transition scores' gradient (as
     spaCy's `accumulate_gradient` calls it); `finish_update` applies it at the
