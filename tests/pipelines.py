@@ -73,6 +73,20 @@ def add_our_transformer_and_token_ner(nlp: Language, bert_dir: Path, **settings:
     }})
 
 
+def fit_to_real_sentences(bert_dir: Path, docs: List[Doc], steps: int = 40) -> Language:
+    """token_ner on `bert_dir` (`add_our_transformer_and_token_ner`), fitted to
+    real gold sentences until it predicts entities with some confidence."""
+    spacy.util.fix_random_seed(0)
+    nlp = spacy.blank("en")
+    add_our_transformer_and_token_ner(nlp, bert_dir)
+    examples = [Example(nlp.make_doc(doc.text), doc) for doc in docs]
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 1e-3
+    for _ in range(steps):
+        nlp.update(examples, sgd=optimizer, drop=0.0)
+    return nlp
+
+
 def _train(nlp: Language, steps: int) -> None:
     examples = [Example.from_dict(nlp.make_doc(text), {"entities": ents}) for text, ents in TRAIN_DATA]
     optimizer = nlp.initialize(lambda: examples)

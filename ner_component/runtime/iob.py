@@ -2,7 +2,7 @@
 transition constraints, a Viterbi search for the best tag sequence that obeys
 them, the forward-backward pass of a linear-chain CRF over the same tags (the loss
 of `ner_component.TokenClassifierCRF.v1`), the entity spans of a tag sequence and
-the confidence of each span.
+the confidence of each span, under the per-token softmax or the CRF.
 
 Plain numpy, no spaCy object: the `token_ner` component (`token_ner.py`) decodes
 its per-token probabilities with these, and tests and benchmarks call them directly.
@@ -176,6 +176,37 @@ def _logsumexp(x: numpy.ndarray, axis: int) -> numpy.ndarray:
         return numpy.log(numpy.exp(x - peak).sum(axis=axis)) + numpy.squeeze(peak, axis=axis)
 
 
+def _messages(
+    scores: numpy.ndarray, lengths: numpy.ndarray, constrained: TransitionScores
+) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """The forward and backward messages of a padded batch and its log partition
+    functions (0 for an empty doc, -inf for one no sequence is allowed).
+
+    scores (numpy.ndarray): (n_docs, max_len, n_tags) per-token scores, max_len > 0.
+    lengths (numpy.ndarray): (n_docs,) the docs' lengths.
+    constrained (TransitionScores): `_constrained_scores` of the CRF.
+    RETURNS (Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]): alpha, beta
+        (both (n_docs, max_len, n_tags)) and log_z (n_docs,).
+    """
+    start, transition, end = constrained
+    n_docs, max_len, n_tags = scores.shape
+    rows = numpy.arange(n_docs)
+    last = numpy.maximum(lengths - 1, 0)
+    # alpha[d, t, j]: log of the summed scores of the prefixes ending in tag j at t;
+    # beta[d, t, i]: of the suffixes after tag i at t, end included.
+    alpha = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
+    beta = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
+    alpha[:, 0] = start + scores[:, 0]
+    for t in range(1, max_len):
+        alpha[:, t] = _logsumexp(alpha[:, t - 1, :, None] + transition[None], axis=1) + scores[:, t]
+    beta[rows, last] = end
+    for t in range(max_len - 2, -1, -1):
+        inner = _logsumexp(transition[None] + (scores[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
+        beta[:, t] = numpy.where((t < last)[:, None], inner, beta[:, t])
+    log_z = _logsumexp(alpha[rows, last] + end, axis=1)
+    return alpha, beta, numpy.where(lengths > 0, log_z, 0.0)
+
+
 class CRFMarginals(NamedTuple):
     """What `crf_forward_backward` returns for a batch of docs."""
 
@@ -211,25 +242,14 @@ def crf_forward_backward(
     n_tags = allowed.shape[0]
     scores, lengths = _pad(log_probs, n_tags)
     n_docs, max_len, _ = scores.shape
-    start, transition, end = _constrained_scores(allowed_start, allowed, learned)
+    constrained = _constrained_scores(allowed_start, allowed, learned)
+    transition = constrained.transition
     zeros = TransitionScores(numpy.zeros((n_tags,)), numpy.zeros((n_tags, n_tags)), numpy.zeros((n_tags,)))
     if max_len == 0:
         return CRFMarginals(numpy.zeros((n_docs,)), [numpy.zeros((0, n_tags)) for _ in log_probs], zeros)
     rows = numpy.arange(n_docs)
     last = numpy.maximum(lengths - 1, 0)
-    # alpha[d, t, j]: log of the summed scores of the prefixes ending in tag j at t;
-    # beta[d, t, i]: of the suffixes after tag i at t, end included.
-    alpha = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
-    beta = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
-    alpha[:, 0] = start + scores[:, 0]
-    for t in range(1, max_len):
-        alpha[:, t] = _logsumexp(alpha[:, t - 1, :, None] + transition[None], axis=1) + scores[:, t]
-    beta[rows, last] = end
-    for t in range(max_len - 2, -1, -1):
-        inner = _logsumexp(transition[None] + (scores[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
-        beta[:, t] = numpy.where((t < last)[:, None], inner, beta[:, t])
-    log_z = _logsumexp(alpha[rows, last] + end, axis=1)
-    log_z = numpy.where(lengths > 0, log_z, 0.0)
+    alpha, beta, log_z = _messages(scores, lengths, constrained)
     feasible = numpy.isfinite(log_z) & (lengths > 0)
     safe_z = numpy.where(feasible, log_z, 0.0)
     positions = numpy.arange(max_len)[None, :] < lengths[:, None]
@@ -299,4 +319,69 @@ def span_confidences(
         if end < len(probs):
             p *= 1.0 - probs[end, inside]
         confidences.append(float(min(max(p, 0.0), 1.0)))
+    return confidences
+
+
+def crf_span_confidences(
+    log_probs: Sequence[Floats2d],
+    spans: Sequence[Sequence[Tuple[int, int, str]]],
+    tags: Sequence[str],
+    allowed_start: numpy.ndarray,
+    allowed: numpy.ndarray,
+    learned: TransitionScores,
+) -> List[List[float]]:
+    """The confidence of each entity under a linear-chain CRF
+    (`ner_component.TokenClassifierCRF.v1`): what `span_confidences` is under the
+    per-token softmax, the probability that the tags produce exactly this entity
+    (B-X at start, I-X inside, no I-X just after the end), but under the CRF's
+    distribution over whole tag sequences, where tokens are not independent:
+
+        sum of exp(score(tags)) over the sequences with the entity / Z
+
+    From one forward-backward pass over the docs: the messages into the entity's
+    first token, its scores and transitions, and the messages out of the token
+    after it (or the end scores), O(length) per entity. A doc no tag sequence is
+    allowed for gives its entities 0.
+
+    log_probs (Sequence[Floats2d]): Per doc, a (n_tokens, n_tags) array of log-probabilities.
+    spans (Sequence[Sequence[Tuple[int, int, str]]]): Per doc, (start, end, label) of each entity.
+    tags (Sequence[str]): The tag set; the columns of `log_probs`.
+    allowed_start (numpy.ndarray): (n_tags,) bool, the tags that may come first.
+    allowed (numpy.ndarray): (n_tags, n_tags) bool, `allowed[i, j]`: j may follow i.
+    learned (TransitionScores): The CRF's learned scores.
+    RETURNS (List[List[float]]): Per doc, one confidence per span.
+    """
+    if len(spans) != len(log_probs):
+        raise ValueError(f"{len(spans)} lists of spans for {len(log_probs)} docs")
+    if not any(spans):
+        return [[] for _ in spans]
+    scores, lengths = _pad(log_probs, allowed.shape[0])
+    constrained = _constrained_scores(allowed_start, allowed, learned)
+    start, transition, end = constrained
+    alpha, beta, log_z = _messages(scores, lengths, constrained)
+    index = {tag: i for i, tag in enumerate(tags)}
+    confidences: List[List[float]] = []
+    for d, doc_spans in enumerate(spans):
+        doc_confidences = []
+        for first, stop, label in doc_spans:
+            begin, inside = index[f"B-{label}"], index[f"I-{label}"]
+            if first == 0:
+                log_p = start[begin]
+            else:
+                log_p = _logsumexp(alpha[d, first - 1] + transition[:, begin], axis=0)
+            log_p += scores[d, first, begin]
+            if stop - first > 1:
+                log_p += transition[begin, inside] + scores[d, first + 1 : stop, inside].sum()
+            if stop - first > 2:
+                log_p += (stop - first - 2) * transition[inside, inside]
+            tag = begin if stop - first == 1 else inside
+            if stop < lengths[d]:
+                after = transition[tag] + scores[d, stop] + beta[d, stop]
+                after[inside] = -numpy.inf
+                log_p += _logsumexp(after, axis=0)
+            else:
+                log_p += end[tag]
+            p = float(numpy.exp(log_p - log_z[d])) if numpy.isfinite(log_z[d]) else 0.0
+            doc_confidences.append(min(max(p, 0.0), 1.0))
+        confidences.append(doc_confidences)
     return confidences

@@ -11,8 +11,10 @@ With `ner_component.TokenClassifierCRF.v1` as its model it trains and decodes a
 linear-chain CRF instead: learned transition scores join the constraints, and the
 loss is the gold sequence's negative log-likelihood.
 
-Every predicted entity gets a confidence, stored on the doc (so it survives
-`DocBin` and `nlp.pipe(n_process=...)`) and exposed as `Span._.confidence`.
+Every predicted entity gets a confidence, the model's probability that the tags
+produce exactly that entity (under the CRF's distribution where there is one),
+stored on the doc (so it survives `DocBin` and `nlp.pipe(n_process=...)`) and
+exposed as `Span._.confidence`.
 
 Split as spaCy splits `spacy/ml/models/` from `spacy/pipeline/`: the architectures
 are in `token_classifier.py`, the IOB2 tags and their decoding in `iob.py`, and
@@ -351,14 +353,27 @@ class TokenNER(TrainablePipe):
         """
         tags = self.tags
         spans_key = self.cfg["spans_key"]
-        for doc, tag_ids, probs in zip(docs, *predictions):
-            spans = iob.tags_to_spans(tag_ids, tags)
+        docs = list(docs)
+        tag_ids, probs = predictions
+        doc_spans = [iob.tags_to_spans(ids, tags) for ids in tag_ids]
+        confidences = self._confidences(probs, doc_spans) if spans_key is not None else None
+        for i, (doc, spans) in enumerate(zip(docs, doc_spans)):
             ents = [Span(doc, start, end, label=label) for start, end, label in spans]
             doc.set_ents(ents, default="outside")
-            if spans_key is not None:
-                scores = iob.span_confidences(probs, spans, tags)
-                attrs = {"source": SPAN_GROUP_SOURCE, "scores": scores}
+            if confidences is not None:
+                attrs = {"source": SPAN_GROUP_SOURCE, "scores": confidences[i]}
                 doc.spans[spans_key] = SpanGroup(doc, name=spans_key, attrs=attrs, spans=ents)
+
+    def _confidences(
+        self, probs: Sequence[Floats2d], doc_spans: List[List[Tuple[int, int, str]]]
+    ) -> List[List[float]]:
+        """Each entity's probability of being exactly that entity: under the
+        per-token softmax (`iob.span_confidences`), or with a CRF under the CRF's
+        distribution over tag sequences (`iob.crf_span_confidences`)."""
+        learned = self._learned_transitions()
+        if learned is None:
+            return [iob.span_confidences(p, spans, self.tags) for p, spans in zip(probs, doc_spans)]
+        return iob.crf_span_confidences(_log(probs), doc_spans, self.tags, *self._iob_constraints(), learned)
 
     def update(
         self,

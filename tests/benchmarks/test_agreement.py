@@ -6,7 +6,6 @@ import itertools
 import pytest
 import spacy
 from spacy.tokens import Doc
-from spacy.training import Example
 
 from ner_component.benchmarks.agreement import (
     BF16_MAX_DISAGREEMENT,
@@ -18,7 +17,7 @@ from ner_component.benchmarks.agreement import (
 from ner_component.data.convert import sentences_to_docs
 from ner_component.data.wikiann import resolve_source
 from ner_component.errors import NerComponentError
-from tests.pipelines import add_our_transformer_and_token_ner
+from tests.pipelines import fit_to_real_sentences
 
 N_TRAIN = 48
 N_OTHER = 48
@@ -47,15 +46,7 @@ def real_sentences(wikiann_dir):
 def fitted_nlp(tiny_bert, real_sentences):
     """token_ner on the tiny BERT through ner_component.TransformerModel.v1, fitted to
     real English sentences until it predicts entities with some confidence."""
-    spacy.util.fix_random_seed(0)
-    nlp = spacy.blank("en")
-    add_our_transformer_and_token_ner(nlp, tiny_bert)
-    examples = [Example(nlp.make_doc(doc.text), doc) for doc in real_sentences[:N_TRAIN]]
-    optimizer = nlp.initialize(lambda: examples)
-    optimizer.learn_rate = 1e-3
-    for _ in range(40):
-        nlp.update(examples, sgd=optimizer, drop=0.0)
-    return nlp
+    return fit_to_real_sentences(tiny_bert, real_sentences[:N_TRAIN])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])

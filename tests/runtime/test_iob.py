@@ -11,6 +11,7 @@ from ner_component.runtime.iob import (
     TransitionScores,
     biluo_to_tag_ids,
     crf_forward_backward,
+    crf_span_confidences,
     iob_constraints,
     iob_tags,
     span_confidences,
@@ -233,6 +234,52 @@ def test_confidence_lowered_by_a_doubtful_boundary():
     (a,) = span_confidences(sure_end, [(0, 1, "ORG")], TAGS)
     (b,) = span_confidences(runs_on, [(0, 1, "ORG")], TAGS)
     assert b < a
+
+
+def every_span(n: int):
+    for first in range(n):
+        for stop in range(first + 1, n + 1):
+            for label in LABELS:
+                yield first, stop, label
+
+
+def test_crf_span_confidences_match_enumeration():
+    """Every possible entity of a padded batch (lengths 1-4, one doc with a
+    clamped token): its confidence is the summed probability of the tag
+    sequences with B-X at its start, I-X inside and no I-X just after it."""
+    rng = numpy.random.default_rng(7)
+    learned = random_crf(8)
+    log_probs = [rng.normal(size=(n, len(TAGS))) for n in (3, 1, 4, 2)]
+    log_probs[2][2, 1:] = -numpy.inf  # the third token is O
+    spans = [list(every_span(len(lp))) for lp in log_probs]
+    got = crf_span_confidences(log_probs, spans, TAGS, *iob_constraints(TAGS), learned)
+    for lp, doc_spans, doc_got in zip(log_probs, spans, got):
+        paths = list(itertools.product(range(len(TAGS)), repeat=len(lp)))
+        weights = numpy.exp([crf_score(lp, path, learned) for path in paths])
+        weights /= weights.sum()
+        for (first, stop, label), confidence in zip(doc_spans, doc_got):
+            entity = (TAGS.index(f"B-{label}"),) + (TAGS.index(f"I-{label}"),) * (stop - first - 1)
+            expected = sum(
+                w
+                for path, w in zip(paths, weights)
+                if path[first:stop] == entity and (stop == len(lp) or TAGS[path[stop]] != f"I-{label}")
+            )
+            assert math.isclose(confidence, expected, rel_tol=1e-9, abs_tol=1e-15), (first, stop, label)
+    assert all(c == 0.0 for (first, stop, _), c in zip(spans[2], got[2]) if first <= 2 < stop)
+
+
+def test_crf_span_confidences_of_no_allowed_sequence_and_no_spans():
+    learned = random_crf(9)
+    lp = numpy.full((2, len(TAGS)), -numpy.inf)
+    lp[:, TAGS.index("I-PER")] = 0.0
+    other = numpy.zeros((0, len(TAGS)))
+    assert crf_span_confidences([lp, other], [[(0, 2, "PER")], []], TAGS, *iob_constraints(TAGS), learned) == [
+        [0.0],
+        [],
+    ]
+    assert crf_span_confidences([other], [[]], TAGS, *iob_constraints(TAGS), learned) == [[]]
+    with pytest.raises(ValueError, match="1 lists of spans for 2 docs"):
+        crf_span_confidences([lp, lp], [[]], TAGS, *iob_constraints(TAGS), learned)
 
 
 def test_biluo_to_tag_ids():

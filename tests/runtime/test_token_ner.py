@@ -392,12 +392,11 @@ def crf_nlp() -> Language:
     return train(nlp, make_examples(nlp), 60)
 
 
-def crf_nll(ner: TokenNER, logits: numpy.ndarray, gold: List[str]) -> float:
-    """The CRF's negative log-likelihood of a fully known gold sequence, by
-    enumerating every tag sequence: the reference for the component's loss."""
+def crf_paths(ner: TokenNER, log_probs: numpy.ndarray) -> Tuple[List[Tuple[int, ...]], numpy.ndarray]:
+    """Every tag sequence of a doc and its CRF score (-inf where the IOB2
+    constraints forbid it), by enumeration: the reference for the component."""
     import itertools
 
-    log_probs = logits - numpy.log(numpy.exp(logits).sum(axis=1, keepdims=True))
     node = ner.model.get_ref("transitions")
     start, transition, end = (node.get_param(name).astype("float64") for name in ("start", "transition", "end"))
     allowed_start, allowed = iob_constraints(ner.tags)
@@ -408,9 +407,16 @@ def crf_nll(ner: TokenNER, logits: numpy.ndarray, gold: List[str]) -> float:
         pairs = sum(transition[a, b] for a, b in zip(path, path[1:]))
         return float(start[path[0]] + end[path[-1]] + pairs + log_probs[range(len(path)), list(path)].sum())
 
-    paths = list(itertools.product(range(len(ner.tags)), repeat=len(logits)))
-    log_z = numpy.log(numpy.exp([score(path) for path in paths]).sum())
-    return float(log_z - score(tuple(ner.tags.index(tag) for tag in gold)))
+    paths = list(itertools.product(range(len(ner.tags)), repeat=len(log_probs)))
+    return paths, numpy.array([score(path) for path in paths])
+
+
+def crf_nll(ner: TokenNER, logits: numpy.ndarray, gold: List[str]) -> float:
+    """The CRF's negative log-likelihood of a fully known gold sequence."""
+    log_probs = logits - numpy.log(numpy.exp(logits).sum(axis=1, keepdims=True))
+    paths, scores = crf_paths(ner, log_probs)
+    gold_path = tuple(ner.tags.index(tag) for tag in gold)
+    return float(numpy.log(numpy.exp(scores).sum()) - scores[paths.index(gold_path)])
 
 
 def test_crf_loss_and_gradient_match_enumeration(crf_nlp):
@@ -450,6 +456,31 @@ def test_crf_trains_decodes_valid_spans_and_round_trips(crf_nlp, tmp_path):
     numpy.testing.assert_array_equal(
         loaded.get_pipe("ner").model.get_ref("transitions").get_param("transition"), transitions.get_param("transition")
     )
+
+
+def test_crf_confidence_is_the_entity_probability_under_the_crf(crf_nlp):
+    """With a CRF, `Span._.confidence` of each predicted entity is the summed
+    probability of the tag sequences that produce exactly it (B-X, I-X..., then
+    no I-X), by enumeration over the trained CRF; not the per-token product."""
+    ner = crf_nlp.get_pipe("ner")
+    for text in ("Ada met Bob", "Paris is nice", "Bob Smith"):
+        doc = crf_nlp(text)
+        assert doc.ents, text
+        (probs,) = ner.model.predict([crf_nlp.make_doc(text)])
+        log_probs = numpy.log(numpy.maximum(numpy.asarray(probs, dtype="float64"), 1e-12))
+        paths, scores = crf_paths(ner, log_probs)
+        weights = numpy.exp(scores - numpy.log(numpy.exp(scores).sum()))
+        product = token_ner.iob.span_confidences(probs, [(e.start, e.end, e.label_) for e in doc.ents], ner.tags)
+        for ent, softmax_confidence in zip(doc.ents, product):
+            begin, inside = ner.tags.index(f"B-{ent.label_}"), ner.tags.index(f"I-{ent.label_}")
+            entity = (begin,) + (inside,) * (len(ent) - 1)
+            expected = sum(
+                w
+                for path, w in zip(paths, weights)
+                if path[ent.start : ent.end] == entity and (ent.end == len(doc) or path[ent.end] != inside)
+            )
+            assert ent._.confidence == pytest.approx(expected, rel=1e-6)
+            assert ent._.confidence != pytest.approx(softmax_confidence, rel=1e-3)
 
 
 def test_crf_loss_ignores_unknown_tokens(crf_nlp):
