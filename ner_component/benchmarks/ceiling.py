@@ -113,14 +113,16 @@ def matmul_flops_per_second(rows: int, hidden: int, intermediate: int, dtype: st
 
 def encoder_pass(model: Any, batches: List[Dict[str, Any]], dtype: str) -> Callable[[], None]:
     """One pass of the encoder over all batches, in `dtype` (CPU autocast for
-    bfloat16, as the spaCy pipeline's)."""
+    bfloat16, as the spaCy pipeline's), under `torch.no_grad` as the pipeline
+    predicts: on the Intel Xeon with AMX `torch.inference_mode` made the same
+    pass 13% slower (docs/benchmarks.md), which would lower the ceiling."""
     import contextlib
 
     import torch
 
     def run() -> None:
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.no_grad(), autocast:
             for batch in batches:
                 model(**batch)
 
