@@ -17,10 +17,10 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from wasabi import msg
 
+from ner_component.benchmarks.agreement import confidences as entity_confidences
 from ner_component.data.convert import read_docs
 from ner_component.errors import NerComponentError
 from ner_component.reporting import figure, markdown_table, number, percent, write_report
-from ner_component.runtime.token_ner import get_confidence
 from ner_component.util import PathLike
 
 DEFAULT_BINS = 10
@@ -38,6 +38,7 @@ def scored_entities(
     """
     if len(predicted) != len(gold):
         raise NerComponentError(f"{names[0]} has {len(predicted)} docs, {names[1]} {len(gold)}: not the same corpus")
+    found = entity_confidences(predicted)
     confidences: List[float] = []
     right: List[bool] = []
     for i, (pred, ref) in enumerate(zip(predicted, gold)):
@@ -50,7 +51,7 @@ def scored_entities(
             )
         gold_ents = {(e.start, e.end, e.label_) for e in ref.ents}
         for ent in pred.ents:
-            confidence = get_confidence(ent)
+            confidence = found.get((i, ent.start, ent.end, ent.label_))
             if confidence is None:
                 raise NerComponentError(
                     f"{names[0]}: doc {i}, entity {ent.text!r} has no confidence (not predicted by token_ner)"

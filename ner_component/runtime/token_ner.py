@@ -353,7 +353,6 @@ class TokenNER(TrainablePipe):
         """
         tags = self.tags
         spans_key = self.cfg["spans_key"]
-        docs = list(docs)
         tag_ids, probs = predictions
         doc_spans = [iob.tags_to_spans(ids, tags) for ids in tag_ids]
         confidences = self._confidences(probs, doc_spans) if spans_key is not None else None
