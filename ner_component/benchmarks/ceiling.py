@@ -51,6 +51,7 @@ from ner_component.benchmarks.throughput.texts import (
 )
 from ner_component.errors import NerComponentError
 from ner_component.reporting import figure, number, write_report
+from ner_component.runtime.transformer import DEFAULT_PREDICT_TOKEN_BUDGET, pass_cost_positions
 from ner_component.util import PathLike, read_json
 
 DTYPES = ("float32", "bfloat16")
@@ -152,16 +153,17 @@ def median_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> 
     return statistics.median(n / d for n, d in zip(numerators, denominators))
 
 
-def length_batches(sequences: List[List[int]], budget: int, pad_id: int) -> List[Dict[str, Any]]:
-    """Sequences sorted longest first, chunked by `plan_length_chunks`, each chunk
-    padded to its own longest: input_ids and attention_mask tensors."""
+def length_batches(sequences: List[List[int]], budget: int, pad_id: int, pass_cost: int) -> List[Dict[str, Any]]:
+    """Sequences sorted longest first, chunked by `plan_length_chunks` (one more
+    pass weighed at `pass_cost` positions), each chunk padded to its own longest:
+    input_ids and attention_mask tensors."""
     import torch
 
     from ner_component.runtime.transformer import plan_length_chunks
 
     ordered = sorted(sequences, key=len, reverse=True)
     batches = []
-    for start, end in plan_length_chunks([len(s) for s in ordered], budget):
+    for start, end in plan_length_chunks([len(s) for s in ordered], budget, pass_cost):
         chunk = ordered[start:end]
         width = len(chunk[0])
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
@@ -190,7 +192,8 @@ def measure_ceiling(
     for text in texts:
         ids = tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         sequences.extend(split_ids(ids, max_length, tokenizer.cls_token_id, tokenizer.sep_token_id))
-    batches = length_batches(sequences, token_budget, tokenizer.pad_token_id or 0)
+    # planned as the pipeline plans its chunks in this dtype (`predict_pass_cost = "auto"`)
+    batches = length_batches(sequences, token_budget, tokenizer.pad_token_id or 0, pass_cost_positions(dtype == "bfloat16"))
     words = count_words(texts)
     positions = sum(len(s) for s in sequences)
     padded = sum(int(b["input_ids"].numel()) for b in batches)
@@ -322,7 +325,7 @@ def run_ceiling(
     join: int = DEFAULT_JOIN,
     settings: Sequence[str] = SETTINGS,
     dtype: str = "float32",
-    token_budget: int = 1024,
+    token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET,
     rounds: int = DEFAULT_ROUNDS,
     torch_threads: Optional[int] = None,
     throughput: Optional[PathLike] = None,
@@ -393,6 +396,7 @@ def run_ceiling(
         "join": join,
         "dtype": dtype,
         "token_budget": token_budget,
+        "pass_cost": pass_cost_positions(dtype == "bfloat16"),
         "rounds": rounds,
         "interleaved": interleaved,
         "throughput": str(throughput) if throughput is not None else None,
@@ -462,7 +466,9 @@ def markdown_table(result: Dict[str, Any]) -> str:
     lines = [
         f"Encoder: {result['hf_model']} ({result['model']['layers']} layers, hidden {result['model']['hidden_size']}, "
         f"feed-forward {result['model']['intermediate_size']}), {result['dtype']}, chunks of at most "
-        f"{result['token_budget']} padded positions, medians of {result['rounds']} rounds; {result['torch_threads']} "
+        f"{result['token_budget']} padded positions"
+        + (f" (one more pass weighed at {result['pass_cost']} positions)" if "pass_cost" in result else "")
+        + f", medians of {result['rounds']} rounds; {result['torch_threads']} "
         f"PyTorch threads; {describe_machine(result['machine'])}. "
         f"Matrix products of the model's shapes: {result['matmul_gflops_per_second']:.0f} GFLOP/s. "
         + describe_texts(result["test"], result["limit"], result["join"]),

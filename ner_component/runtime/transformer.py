@@ -37,7 +37,11 @@ wordpiece in 39 passes for the same sentences. It then puts the hidden states ba
 their places in the sub-batch's padded layout (padding that no chunk computed is
 zeros; no token is aligned to padding). Attention masks make the result the same as
 one padded pass, up to float rounding. 0 turns it off. Whether it is faster depends
-on the machine: docs/design.md, "Chunked prediction".
+on the machine: docs/design.md, "Chunked prediction". The plan weighs padding
+against what one more forward pass costs, `predict_pass_cost` positions: "auto" (the
+default) takes 48 in float32 and 256 under CPU bfloat16 autocast, where the matrix
+units make positions cheap and a pass's fixed cost weighs more (measured: the
+constants below).
 Training steps are never chunked.
 
 `cpu_training_dtype` does for training steps what `cpu_inference_dtype` does for
@@ -92,7 +96,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
@@ -101,7 +105,7 @@ from thinc.api import Model
 logger = logging.getLogger(__name__)
 
 CPU_INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
-DEFAULT_PREDICT_TOKEN_BUDGET = 1024
+DEFAULT_PREDICT_TOKEN_BUDGET = 2048
 # Outputs laid out (spans, positions, ...): chunked predictions are padded back on dim 1.
 _SEQUENCE_OUTPUTS = ("last_hidden_state", "hidden_states")
 # Outputs laid out (spans, ...).
@@ -119,6 +123,13 @@ ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", 
 # about 6 ms more per pass in passes of 32 to 256 (6 ms x 7,000/s = 42 positions;
 # rounded up: where padding and another pass cost about the same, fewer passes).
 PASS_COST_POSITIONS = 48
+# The same in bfloat16 on CPU, where the matrix units make positions cheaper and a
+# pass's fixed cost weighs more: multilingual-e5-small under bfloat16 autocast on 2
+# cores of an Intel Xeon with AMX, `nlp.pipe` over 1,000 WikiANN en test sentences at
+# batch 1,000 ran 1.11x faster planned with 256 than with 48 (budget 2,048; 1.04x at
+# 128 and 512 alike within 1%), and 16-sentence documents 1.08x; in float32 on the
+# same CPU 48 stayed the best (docs/benchmarks.md, "Chunked prediction").
+BF16_PASS_COST_POSITIONS = 256
 # transformers' VERY_LARGE_INTEGER: the model_max_length of a tokenizer saved without one
 # (imported from transformers it would be the runtime's only import of it).
 NO_MAXIMUM = int(1e30)
@@ -205,6 +216,12 @@ def plan_length_chunks(lengths: List[int], budget: int, pass_cost: int = PASS_CO
     return chunks
 
 
+def pass_cost_positions(bf16: bool) -> int:
+    """What `predict_pass_cost = "auto"` weighs one more forward pass at, in positions:
+    `BF16_PASS_COST_POSITIONS` under CPU bfloat16 autocast, else `PASS_COST_POSITIONS`."""
+    return BF16_PASS_COST_POSITIONS if bf16 else PASS_COST_POSITIONS
+
+
 @functools.lru_cache(maxsize=None)
 def _autocast_shim_class() -> type:
     """The HFShim subclass (built once, on first use: it imports torch)."""
@@ -227,6 +244,8 @@ def _autocast_shim_class() -> type:
         cpu_inference_dtype: str = "float32"
         cpu_training_dtype: str = "float32"
         predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET
+        # None: by the dtype a prediction runs in (`pass_cost_positions`)
+        predict_pass_cost: Optional[int] = None
         layer_lr_decay: float = 1.0
 
         def begin_update(self, inputs: Any) -> Any:
@@ -249,8 +268,9 @@ def _autocast_shim_class() -> type:
             else:
                 autocast = contextlib.nullcontext()
             self._model.eval()
+            pass_cost = self.predict_pass_cost if self.predict_pass_cost is not None else pass_cost_positions(bf16)
             with torch.no_grad(), autocast:
-                outputs = self._predict_by_length(inputs)
+                outputs = self._predict_by_length(inputs, pass_cost)
             self._model.train()
             return _outputs_to_float32(outputs) if bf16 else outputs
 
@@ -296,7 +316,7 @@ def _autocast_shim_class() -> type:
                     for name, value in backup.items():
                         weights[name].copy_(value)
 
-        def _predict_by_length(self, inputs: Any) -> Any:
+        def _predict_by_length(self, inputs: Any, pass_cost: int) -> Any:
             kwargs = inputs.kwargs
             mask = kwargs.get("attention_mask")
             config = getattr(self._model, "config", None)
@@ -316,7 +336,7 @@ def _autocast_shim_class() -> type:
                 return self._model(*inputs.args, **kwargs)
             order = torch.argsort(lengths, descending=True, stable=True)
             sorted_lengths = lengths[order].tolist()
-            chunks = plan_length_chunks(sorted_lengths, self.predict_token_budget)
+            chunks = plan_length_chunks(sorted_lengths, self.predict_token_budget, pass_cost)
             if len(chunks) == 1 and sorted_lengths[0] == width:
                 return self._model(*inputs.args, **kwargs)
             row_chunks = []
@@ -537,6 +557,16 @@ def set_predict_token_budget(model: Model, budget: int) -> int:
     return budget
 
 
+def set_predict_pass_cost(model: Model, setting: Union[int, str]) -> Union[int, str]:
+    """Set what a TransformerModel's prediction plan weighs one more forward pass at,
+    in positions ("auto": by the dtype the prediction runs in); in place."""
+    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int) or setting < 0):
+        raise ValueError(f'predict_pass_cost must be "auto" or an integer >= 0, got {setting!r}')
+    _shim(model).predict_pass_cost = None if setting == "auto" else setting
+    model.attrs["predict_pass_cost"] = setting
+    return setting
+
+
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
@@ -603,6 +633,7 @@ def create_transformer_model(
     character_pieces: bool = False,
     cpu_training_dtype: str = "float32",
     layer_lr_decay: float = 1.0,
+    predict_pass_cost: Union[int, str] = "auto",
 ) -> Model:
     """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs,
     length-chunked prediction, spans cut at the model's maximum before padding, and
@@ -612,6 +643,9 @@ def create_transformer_model(
     predict_token_budget (int): padded positions per forward pass in prediction, spans
         sorted by length; 0 for one padded pass per spacy-transformers sub-batch.
         See the module docstring.
+    predict_pass_cost (Union[int, str]): what the prediction plan weighs one more
+        forward pass at, in positions; "auto" (the default): 48 in float32, 256
+        under CPU bfloat16 autocast. See the module docstring.
     character_pieces (bool): every non-space character its own wordpiece, for
         pipelines whose tokens are characters; see the module docstring.
     cpu_training_dtype (str): "float32" (the default), "bfloat16" or "auto": the
@@ -631,6 +665,7 @@ def create_transformer_model(
     )
     resolved = set_cpu_inference_dtype(model, cpu_inference_dtype)
     set_predict_token_budget(model, predict_token_budget)
+    set_predict_pass_cost(model, predict_pass_cost)
     set_cpu_training_dtype(model, cpu_training_dtype)
     set_layer_lr_decay(model, layer_lr_decay)
     model.attrs["character_pieces"] = bool(character_pieces)

@@ -41,14 +41,17 @@ def test_split_ids_keeps_every_wordpiece_once() -> None:
 
 def test_length_batches_sort_chunk_and_pad() -> None:
     sequences = [[1] * n for n in (3, 9, 5, 9, 2, 7)]
-    batches = length_batches(sequences, budget=18, pad_id=0)
+    batches = length_batches(sequences, budget=18, pad_id=0, pass_cost=48)
     shapes = [tuple(b["input_ids"].shape) for b in batches]
     # sorted 9 9 7 5 3 2: two of 9, then 7 5 (width 7: 18 // 7 = 2), then 3 2 (18 // 3 = 6)
     assert shapes == [(2, 9), (2, 7), (2, 3)]
     assert sum(int(b["attention_mask"].sum()) for b in batches) == sum(len(s) for s in sequences)
     assert all(int((b["input_ids"] * (1 - b["attention_mask"])).sum()) == 0 for b in batches)
     # a sequence longer than the budget still runs, alone
-    assert [tuple(b["input_ids"].shape) for b in length_batches([[1] * 30, [1] * 4, [1] * 3], 10, 0)] == [(1, 30), (2, 4)]
+    assert [tuple(b["input_ids"].shape) for b in length_batches([[1] * 30, [1] * 4, [1] * 3], 10, 0, 48)] == [(1, 30), (2, 4)]
+    # a dearer pass pads more to make fewer: 9 9 7 5 3 2 in one pass of 54 positions
+    # (cost 54 + 48) rather than three of 34 (34 + 3 x 48)
+    assert [tuple(b["input_ids"].shape) for b in length_batches(sequences, 64, 0, 48)] == [(6, 9)]
 
 
 def test_encoder_flops_count_the_linear_layers_and_attention(tiny_bert: Path) -> None:

@@ -1,4 +1,5 @@
 """bfloat16 prediction on CPU: ner_component.TransformerModel.v1 and the runtime switch."""
+import re
 from pathlib import Path
 
 import numpy
@@ -252,6 +253,58 @@ def test_predict_token_budget_is_checked_and_saved(tiny_bert, tmp_path):
         set_predict_token_budget(model, -1)
 
 
+def test_the_pass_cost_follows_the_prediction_dtype(stock_pipeline):
+    """"auto" weighs one more pass at 48 positions in float32 and 256 under CPU
+    bfloat16 autocast (emulated where the CPU lacks it); a number holds in either."""
+    import torch
+    from thinc.api import ArgsKwargs
+
+    from ner_component.runtime.transformer import (
+        set_cpu_inference_dtype,
+        set_predict_pass_cost,
+        set_predict_token_budget,
+    )
+
+    nlp = spacy.load(stock_pipeline)
+    model = nlp.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    set_predict_token_budget(model, 2048)
+    # two spans of 30 and eight of 20: one pass pads the eight by 80 positions in all
+    lengths = [20, 30, 20, 20, 20, 30, 20, 20, 20, 20]
+    mask = torch.tensor([[1] * n + [0] * (30 - n) for n in lengths])
+    inputs = ArgsKwargs(args=(), kwargs={"input_ids": mask * 2000, "attention_mask": mask})
+    shapes = []
+    hook = shim._model.register_forward_hook(lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+
+    def passes(dtype, cost):
+        set_cpu_inference_dtype(model, dtype)
+        set_predict_pass_cost(model, cost)
+        shapes.clear()
+        assert shim.predict(inputs).last_hidden_state.shape[:2] == (10, 30)
+        return list(shapes)
+
+    try:
+        assert passes("float32", "auto") == [(2, 30), (8, 20)]
+        assert passes("bfloat16", "auto") == [(10, 30)]
+        assert passes("bfloat16", 48) == [(2, 30), (8, 20)]
+        assert passes("float32", 256) == [(10, 30)]
+    finally:
+        hook.remove()
+    assert model.attrs["predict_pass_cost"] == 256
+    for bad in (-1, 1.5, True, "fast"):
+        with pytest.raises(ValueError, match=f'predict_pass_cost must be "auto" or an integer >= 0, got {re.escape(repr(bad))}'):
+            set_predict_pass_cost(model, bad)
+
+
+def test_the_pass_cost_is_read_from_the_config(tiny_bert, tmp_path):
+    nlp = _our_transformer(tiny_bert, predict_pass_cost=96)
+    assert nlp.get_pipe("transformer").model.layers[0].shims[0].predict_pass_cost == 96
+    nlp.to_disk(tmp_path / "model")
+    loaded = spacy.load(tmp_path / "model")
+    assert loaded.get_pipe("transformer").model.layers[0].shims[0].predict_pass_cost == 96
+    assert _our_transformer(tiny_bert).get_pipe("transformer").model.layers[0].shims[0].predict_pass_cost is None
+
+
 def test_chunking_keeps_every_output_in_its_place(stock_pipeline):
     """hidden_states (one tensor per layer) and pooler_output are put back too."""
     import torch
@@ -314,6 +367,7 @@ def test_the_shim_subclass_adds_no_instance_state():
         "cpu_inference_dtype",
         "cpu_training_dtype",
         "predict_token_budget",
+        "predict_pass_cost",
         "layer_lr_decay",
     }
 
