@@ -26,7 +26,7 @@ from ner_component.errors import NerComponentError
 from ner_component.reporting import write_report
 from ner_component.util import PathLike, require_extra
 
-DEFAULT_SPACY_BATCH_SIZES = (16, 64, 256)
+DEFAULT_SPACY_BATCH_SIZES = (16, 64, 256, 1000)
 DEFAULT_N_PROCESS = (1, 2)
 DEFAULT_HF_BATCH_SIZES = (1, 32)
 # spaCy: None keeps the pipeline's configured dtype; HF: the model's torch dtype.
