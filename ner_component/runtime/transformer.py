@@ -126,9 +126,9 @@ PASS_COST_POSITIONS = 48
 # The same in bfloat16 on CPU, where the matrix units make positions cheaper and a
 # pass's fixed cost weighs more: multilingual-e5-small under bfloat16 autocast on 2
 # cores of an Intel Xeon with AMX, `nlp.pipe` over 1,000 WikiANN en test sentences at
-# batch 1,000 ran 1.11x faster planned with 256 than with 48 (budget 2,048; 1.04x at
-# 128 and 512 alike within 1%), and 16-sentence documents 1.08x; in float32 on the
-# same CPU 48 stayed the best (docs/benchmarks.md, "Chunked prediction").
+# batch 1,000 ran 1.11x faster planned with 256 (budget 2,048) than with 48 (1.07x at
+# 128, 1.10x at 512), and 16-sentence documents 1.05-1.15x; in float32 on the same CPU
+# 48 stayed the best (docs/benchmarks.md, "Chunked prediction").
 BF16_PASS_COST_POSITIONS = 256
 # transformers' VERY_LARGE_INTEGER: the model_max_length of a tokenizer saved without one
 # (imported from transformers it would be the runtime's only import of it).
