@@ -466,9 +466,8 @@ def markdown_table(result: Dict[str, Any]) -> str:
     lines = [
         f"Encoder: {result['hf_model']} ({result['model']['layers']} layers, hidden {result['model']['hidden_size']}, "
         f"feed-forward {result['model']['intermediate_size']}), {result['dtype']}, chunks of at most "
-        f"{result['token_budget']} padded positions"
-        + (f" (one more pass weighed at {result['pass_cost']} positions)" if "pass_cost" in result else "")
-        + f", medians of {result['rounds']} rounds; {result['torch_threads']} "
+        f"{result['token_budget']} padded positions (one more pass weighed at {result['pass_cost']} positions), "
+        f"medians of {result['rounds']} rounds; {result['torch_threads']} "
         f"PyTorch threads; {describe_machine(result['machine'])}. "
         f"Matrix products of the model's shapes: {result['matmul_gflops_per_second']:.0f} GFLOP/s. "
         + describe_texts(result["test"], result["limit"], result["join"]),
