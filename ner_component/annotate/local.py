@@ -42,7 +42,7 @@ from spacy.tokens import Doc, Span
 from ner_component.annotate.schemas import STDIO, check_schema, line_record, open_writer, record_to_json
 from ner_component.errors import Interrupted, NerComponentError
 from ner_component.hardware import bound_kernel_caches, require_device
-from ner_component.runtime.token_ner import CONFIDENCE_EXTENSION
+from ner_component.runtime.token_ner import CONFIDENCE_EXTENSION, doc_confidences, get_confidence
 from ner_component.runtime.transformer import pipeline_cpu_inference_dtype
 from ner_component.util import PathLike, check_writable
 
@@ -231,9 +231,16 @@ def doc_entities(doc: Doc, offset: int = 0) -> List[Dict[str, Any]]:
         component sets it), else None.
     """
     has_confidence = Span.has_extension(CONFIDENCE_EXTENSION)
+    # Ours reads every entity's score in one pass (the getter scans the doc
+    # per entity); an extension another package registered is read as it is.
+    ours = has_confidence and Span.get_extension(CONFIDENCE_EXTENSION)[2] is get_confidence
+    scores = doc_confidences(doc) if ours else {}
     entities = []
     for ent in doc.ents:
-        score = getattr(ent._, CONFIDENCE_EXTENSION) if has_confidence else None
+        if ours:
+            score = scores.get((ent.start, ent.end, ent.label))
+        else:
+            score = getattr(ent._, CONFIDENCE_EXTENSION) if has_confidence else None
         entities.append(
             {
                 "label": ent.label_,

@@ -22,7 +22,7 @@ from ner_component.data.convert import read_docs
 from ner_component.errors import NerComponentError
 from ner_component.evaluation.crosscheck import predict_docs
 from ner_component.reporting import percent, write_report
-from ner_component.runtime.token_ner import get_confidence
+from ner_component.runtime.token_ner import doc_confidences
 from ner_component.runtime.transformer import (
     apply_cpu_inference_dtype,
     pipeline_cpu_inference_dtype,
@@ -50,8 +50,9 @@ def confidences(docs: Iterable[Doc]) -> Dict[Entity, float]:
     """`Span._.confidence` of each entity that has one."""
     found = {}
     for i, doc in enumerate(docs):
+        scores = doc_confidences(doc)
         for ent in doc.ents:
-            value = get_confidence(ent)
+            value = scores.get((ent.start, ent.end, ent.label))
             if value is not None:
                 found[(i, ent.start, ent.end, ent.label_)] = value
     return found

@@ -15,6 +15,7 @@ from ner_component.annotate.local import (
     annotate,
     annotate_lines,
     check_processes,
+    doc_entities,
     load_pipeline,
     parse_line,
     resolve_format,
@@ -291,3 +292,26 @@ def test_token_ner_confidences(tmp_path: Path) -> None:
     # the confidences survive the trip back from worker processes
     annotate(model, source, tmp_path / "two.jsonl", n_process=2, progress=False)
     assert read_records(tmp_path / "two.jsonl") == records
+
+
+def test_doc_entities_reads_another_packages_confidence() -> None:
+    # where another package registered `Span._.confidence` first, its getter is
+    # what the records carry, not token_ner's span groups
+    import spacy
+    from spacy.tokens import Span
+
+    from ner_component.runtime.token_ner import CONFIDENCE_EXTENSION
+
+    doc = spacy.blank("en")("Ada Lovelace met Babbage")
+    doc.ents = [Span(doc, 0, 2, label="PER")]
+    getter = Span.get_extension(CONFIDENCE_EXTENSION)[2]
+    assert getter is not None, "token_ner registers a getter"
+    try:
+        Span.set_extension(CONFIDENCE_EXTENSION, getter=lambda span: 0.25, force=True)
+        assert [e["score"] for e in doc_entities(doc)] == [0.25]
+        Span.remove_extension(CONFIDENCE_EXTENSION)
+        assert [e["score"] for e in doc_entities(doc)] == [None]
+    finally:
+        Span.set_extension(CONFIDENCE_EXTENSION, getter=getter, force=True)
+    # token_ner's own getter: no span group scored this entity
+    assert [e["score"] for e in doc_entities(doc)] == [None]

@@ -74,6 +74,22 @@ def test_confidence_is_none_for_other_spans(trained_nlp):
     assert spacy.blank("en")("Paris")[0:1]._.confidence is None
 
 
+def test_doc_confidences_equal_the_getter(trained_nlp):
+    from ner_component.runtime.token_ner import doc_confidences
+
+    docs = list(trained_nlp.pipe([text for text, _ in TRAIN_DATA] + ["Google hired John Smith in London"]))
+    assert any(doc.ents for doc in docs)
+    for doc in docs:
+        found = doc_confidences(doc)
+        assert found == {(e.start, e.end, e.label): e._.confidence for e in doc.ents}
+    # an entity set by hand ("hired") has no confidence in either
+    doc = docs[-1]
+    doc.ents = [e for e in doc.ents if e.end <= 1 or e.start >= 2] + [Span(doc, 1, 2, label="ORG")]
+    hand = next(e for e in doc.ents if e.start == 1)
+    assert hand._.confidence is None
+    assert (hand.start, hand.end, hand.label) not in doc_confidences(doc)
+
+
 def test_extension_not_overwritten():
     # the module registers the extension once, with its getter; importing or
     # creating the component again leaves whatever is registered alone
