@@ -517,10 +517,15 @@ def _transformer_model_class() -> type:
             return cut_tokenizer(super().tokenizer)
 
         def copy(self) -> Any:
-            # spaCy's replace_listeners copies the model; TransformerModel.copy builds its own class
+            # spaCy's replace_listeners copies the model. TransformerModel.copy
+            # builds its own class and a fresh attrs dict (get_spans only), which
+            # would drop this architecture's settings (dtypes, pass cost,
+            # character pieces and the set_transformer that reads them); the
+            # shim with its per-instance settings is deep-copied by it already.
             copied = super().copy()
             copied.__class__ = type(self)
             copied._func = _forward_with_central_windows
+            copied.attrs.update(self.attrs)
             return copied
 
     return CutTransformerModel

@@ -652,6 +652,24 @@ def test_the_cut_warns_once_and_the_saved_tokenizer_is_the_original(tiny_bert, t
     assert [len(doc._.trf_data.align.lengths) for doc in loaded.pipe(OVERSIZE)] == [len(doc) for doc in ours.pipe(OVERSIZE)]
 
 
+def test_a_copy_keeps_the_settings(tiny_bert):
+    # what spaCy's replace_listeners does to the transformer's model
+    nlp = _our_transformer(
+        tiny_bert, cpu_inference_dtype="float32", predict_token_budget=512, predict_pass_cost=7, layer_lr_decay=0.9
+    )
+    model = nlp.get_pipe("transformer").model
+    copied = model.copy()
+    assert copied.attrs == model.attrs
+    assert copied.attrs["predict_pass_cost"] == 7 and copied.attrs["cpu_inference_dtype"] == "float32"
+    shim, copied_shim = model.layers[0].shims[0], copied.layers[0].shims[0]
+    assert copied_shim is not shim
+    assert (copied_shim.predict_token_budget, copied_shim.predict_pass_cost) == (512, 7)
+    docs = [nlp.make_doc(text) for text in TEXTS]
+    numpy.testing.assert_allclose(
+        copied.predict(docs).tensors[0], model.predict(docs).tensors[0], rtol=1e-5, atol=1e-5
+    )
+
+
 def test_central_alignment_takes_each_token_from_its_most_central_window():
     from thinc.types import Ragged
 
