@@ -154,9 +154,9 @@ def test_model_card_has_one_metadata_block_the_hub_reads():
 def test_model_card_names_the_head():
     assert "| Head | unknown |" in card_text()
     config_text = (ROOT / "configs" / "cpu_e5.cfg").read_text(encoding="utf8")
-    assert "| Head | `ner_component.TokenClassifier.v1` |" in card_text(config_text=config_text)
-    crf = config_text.replace('"ner_component.TokenClassifier.v1"', '"ner_component.TokenClassifierCRF.v1"')
-    assert "| Head | `ner_component.TokenClassifierCRF.v1` |" in card_text(config_text=crf)
+    assert "| Head | `ner_component.TokenClassifierCRF.v1` |" in card_text(config_text=config_text)
+    softmax = config_text.replace('"ner_component.TokenClassifierCRF.v1"', '"ner_component.TokenClassifier.v1"')
+    assert "| Head | `ner_component.TokenClassifier.v1` |" in card_text(config_text=softmax)
 
 
 def test_model_card_of_a_local_backbone_names_no_path():
