@@ -25,7 +25,7 @@ import importlib
 from itertools import islice
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 from spacy.language import Language
@@ -96,43 +96,32 @@ subword_features = true
 DEFAULT_TOKEN_NER_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 
-def _scored_groups(doc: Doc) -> Iterator[Tuple[SpanGroup, List[float]]]:
-    # The span groups a token_ner component wrote, with their entities' scores.
-    for group in doc.spans.values():
-        if group.attrs.get("source") == SPAN_GROUP_SOURCE:
-            yield group, group.attrs.get("scores", [])
-
-
 def get_confidence(span: Span) -> Optional[float]:
     """Getter of `Span._.confidence`: the confidence that a `token_ner`
     component gave this entity, or None when none gave it (an entity set by
-    another component, or a span that isn't one of its entities). Linear in
-    the doc's entities; to read every entity of a doc, `doc_confidences`
-    reads them in one pass.
+    another component, or a span that isn't one of its entities). Reads the
+    whole doc's; to read every entity of a doc, call `doc_confidences` once.
 
     span (Span): An entity span.
     RETURNS (Optional[float]): The confidence, in [0, 1].
     """
-    key = (span.start, span.end, span.label)
-    for group, scores in _scored_groups(span.doc):
-        for candidate, score in zip(group, scores):
-            if (candidate.start, candidate.end, candidate.label) == key:
-                return float(score)
-    return None
+    return doc_confidences(span.doc).get((span.start, span.end, span.label))
 
 
 def doc_confidences(doc: Doc) -> Dict[Tuple[int, int, int], float]:
     """The confidences that `token_ner` components gave a doc's entities, in
-    one pass: what `Span._.confidence` returns for each, keyed by
-    (start token, end token, label hash). Where two groups score the same
-    entity, the first wins, as in `get_confidence`.
+    one pass over its span groups: what `Span._.confidence` returns for each,
+    keyed by (start token, end token, label hash). Where two groups score the
+    same entity, the first wins.
 
     doc (Doc): An annotated doc.
     RETURNS (Dict[Tuple[int, int, int], float]): Confidence by entity.
     """
     found: Dict[Tuple[int, int, int], float] = {}
-    for group, scores in _scored_groups(doc):
-        for candidate, score in zip(group, scores):
+    for group in doc.spans.values():
+        if group.attrs.get("source") != SPAN_GROUP_SOURCE:
+            continue
+        for candidate, score in zip(group, group.attrs.get("scores", [])):
             found.setdefault((candidate.start, candidate.end, candidate.label), float(score))
     return found
 
