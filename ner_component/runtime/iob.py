@@ -131,7 +131,8 @@ def viterbi_decode(
     with `learned`, the CRF's scores of its start, transitions and end); a
     disallowed start or transition scores -inf. The docs of a batch are padded
     to the longest and searched together: each step is one vectorised numpy
-    operation over (docs, previous tag, tag), and so is each step of the backtrace.
+    operation over (docs still running, previous tag, tag), and each step of the
+    backtrace one over the docs.
 
     log_probs (Sequence[Floats2d]): Per doc, a (n_tokens, n_tags) array of log-probabilities.
     allowed_start (numpy.ndarray): (n_tags,) bool, the tags that may come first.
@@ -148,24 +149,30 @@ def viterbi_decode(
     if max_len == 0:
         return [numpy.zeros((0,), dtype="int64") for _ in log_probs]
     start, transition, end = _constrained_scores(allowed_start, allowed, learned)
-    backpointers = numpy.zeros((n_docs, max_len, n_tags), dtype="int64")
+    # Longest doc first, so the docs still running at a step are a prefix of the
+    # batch and each step computes only those (as `_messages` does).
+    order = numpy.argsort(-lengths, kind="stable")
+    scores, ordered_lengths = scores[order], lengths[order]
+    # Finished docs keep their final scores, and point to themselves so the
+    # backtrace passes through the padding unchanged.
+    backpointers = numpy.empty((n_docs, max_len, n_tags), dtype="int64")
+    backpointers[...] = numpy.arange(n_tags)
     best = scores[:, 0] + start  # (n_docs, n_tags)
     for t in range(1, max_len):
+        n = int((ordered_lengths > t).sum())
         # candidates[d, i, j]: best path ending in tag i at t-1, then tag j at t
-        candidates = best[:, :, None] + transition[None, :, :]
-        prev = candidates.argmax(axis=1)  # (n_docs, n_tags)
-        stepped = numpy.take_along_axis(candidates, prev[:, None, :], axis=1)[:, 0] + scores[:, t]
-        active = (t < lengths)[:, None]
-        # Finished docs keep their final scores, and point to themselves so the
-        # backtrace passes through the padding unchanged.
-        best = numpy.where(active, stepped, best)
-        backpointers[:, t] = numpy.where(active, prev, numpy.arange(n_tags)[None, :])
+        candidates = best[:n, :, None] + transition[None, :, :]
+        prev = candidates.argmax(axis=1)  # (n, n_tags)
+        best[:n] = numpy.take_along_axis(candidates, prev[:, None, :], axis=1)[:, 0] + scores[:n, t]
+        backpointers[:n, t] = prev
     path = numpy.zeros((n_docs, max_len), dtype="int64")
     path[:, max_len - 1] = (best + end).argmax(axis=1)
     rows = numpy.arange(n_docs)
     for t in range(max_len - 1, 0, -1):
         path[:, t - 1] = backpointers[rows, t, path[:, t]]
-    return [path[i, : lengths[i]] for i in range(n_docs)]
+    restore = numpy.empty_like(order)
+    restore[order] = rows
+    return [path[restore[d], : lengths[d]] for d in range(n_docs)]
 
 
 def _logsumexp(x: numpy.ndarray, axis: int) -> numpy.ndarray:
@@ -190,20 +197,30 @@ def _messages(
     """
     start, transition, end = constrained
     n_docs, max_len, n_tags = scores.shape
+    # Longest doc first, so the docs still running at a step are a prefix of the
+    # batch and each step computes only those: a batch of short sentences with one
+    # long doc costs its tokens, not n_docs x max_len. Every message is computed as
+    # it would be in the padded batch, so the result doesn't depend on the order.
+    order = numpy.argsort(-lengths, kind="stable")
+    ordered, ordered_lengths = scores[order], lengths[order]
     rows = numpy.arange(n_docs)
-    last = numpy.maximum(lengths - 1, 0)
+    last = numpy.maximum(ordered_lengths - 1, 0)
     # alpha[d, t, j]: log of the summed scores of the prefixes ending in tag j at t;
-    # beta[d, t, i]: of the suffixes after tag i at t, end included.
+    # beta[d, t, i]: of the suffixes after tag i at t, end included. -inf past the end.
     alpha = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
     beta = numpy.full((n_docs, max_len, n_tags), -numpy.inf)
-    alpha[:, 0] = start + scores[:, 0]
+    alpha[:, 0] = start + ordered[:, 0]
     for t in range(1, max_len):
-        alpha[:, t] = _logsumexp(alpha[:, t - 1, :, None] + transition[None], axis=1) + scores[:, t]
+        n = int((ordered_lengths > t).sum())
+        alpha[:n, t] = _logsumexp(alpha[:n, t - 1, :, None] + transition[None], axis=1) + ordered[:n, t]
     beta[rows, last] = end
     for t in range(max_len - 2, -1, -1):
-        inner = _logsumexp(transition[None] + (scores[:, t + 1] + beta[:, t + 1])[:, None, :], axis=2)
-        beta[:, t] = numpy.where((t < last)[:, None], inner, beta[:, t])
+        n = int((last > t).sum())
+        beta[:n, t] = _logsumexp(transition[None] + (ordered[:n, t + 1] + beta[:n, t + 1])[:, None, :], axis=2)
     log_z = _logsumexp(alpha[rows, last] + end, axis=1)
+    restore = numpy.empty_like(order)
+    restore[order] = rows
+    alpha, beta, log_z = alpha[restore], beta[restore], log_z[restore]
     return alpha, beta, numpy.where(lengths > 0, log_z, 0.0)
 
 

@@ -243,6 +243,29 @@ def every_span(n: int):
                 yield first, stop, label
 
 
+def test_crf_of_a_batch_equals_each_doc_alone():
+    """Short docs around a long one, lengths tied and unsorted (the messages run
+    over the running docs only, longest first): each doc's log Z, marginals and
+    entity confidences and best tag sequences (with the CRF's scores and without)
+    are those of the doc alone, to the bit."""
+    rng = numpy.random.default_rng(11)
+    learned = random_crf(12)
+    constraints = iob_constraints(TAGS)
+    log_probs = [numpy.log(rng.dirichlet(numpy.ones(len(TAGS)), size=n)) for n in (2, 9, 0, 2, 1, 30, 5)]
+    spans = [[(0, 1, "PER")] if len(lp) else [] for lp in log_probs]
+    batch = crf_forward_backward(log_probs, *constraints, learned)
+    confidences = crf_span_confidences(log_probs, spans, TAGS, *constraints, learned)
+    for i, lp in enumerate(log_probs):
+        alone = crf_forward_backward([lp], *constraints, learned)
+        assert batch.log_z[i] == alone.log_z[0]
+        numpy.testing.assert_array_equal(batch.tags[i], alone.tags[0])
+        assert confidences[i] == crf_span_confidences([lp], [spans[i]], TAGS, *constraints, learned)[0]
+    for scores in (learned, None):
+        paths = viterbi_decode(log_probs, *constraints, scores)
+        for lp, path in zip(log_probs, paths):
+            numpy.testing.assert_array_equal(path, viterbi_decode([lp], *constraints, scores)[0])
+
+
 def test_crf_span_confidences_match_enumeration():
     """Every possible entity of a padded batch (lengths 1-4, one doc with a
     clamped token): its confidence is the summed probability of the tag
