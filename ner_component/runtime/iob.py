@@ -119,6 +119,22 @@ def _pad(log_probs: Sequence[Floats2d], n_tags: int) -> Tuple[numpy.ndarray, num
     return scores, lengths
 
 
+def _longest_first(lengths: numpy.ndarray) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """The order that puts the longest doc first, and its inverse. In that order the
+    docs still running at a step of a padded batch are a prefix of it, so a step can
+    compute only those: a batch of short sentences with one long doc costs its
+    tokens, not n_docs x max_len.
+
+    lengths (numpy.ndarray): (n_docs,) the docs' lengths.
+    RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): `order` (batch[order] is longest
+        first, ties in batch order) and `restore` (ordered[restore] is the batch).
+    """
+    order = numpy.argsort(-lengths, kind="stable")
+    restore = numpy.empty_like(order)
+    restore[order] = numpy.arange(len(order))
+    return order, restore
+
+
 def viterbi_decode(
     log_probs: Sequence[Floats2d],
     allowed_start: numpy.ndarray,
@@ -149,9 +165,7 @@ def viterbi_decode(
     if max_len == 0:
         return [numpy.zeros((0,), dtype="int64") for _ in log_probs]
     start, transition, end = _constrained_scores(allowed_start, allowed, learned)
-    # Longest doc first, so the docs still running at a step are a prefix of the
-    # batch and each step computes only those (as `_messages` does).
-    order = numpy.argsort(-lengths, kind="stable")
+    order, restore = _longest_first(lengths)
     scores, ordered_lengths = scores[order], lengths[order]
     # Finished docs keep their final scores, and point to themselves so the
     # backtrace passes through the padding unchanged.
@@ -170,8 +184,6 @@ def viterbi_decode(
     rows = numpy.arange(n_docs)
     for t in range(max_len - 1, 0, -1):
         path[:, t - 1] = backpointers[rows, t, path[:, t]]
-    restore = numpy.empty_like(order)
-    restore[order] = rows
     return [path[restore[d], : lengths[d]] for d in range(n_docs)]
 
 
@@ -197,11 +209,9 @@ def _messages(
     """
     start, transition, end = constrained
     n_docs, max_len, n_tags = scores.shape
-    # Longest doc first, so the docs still running at a step are a prefix of the
-    # batch and each step computes only those: a batch of short sentences with one
-    # long doc costs its tokens, not n_docs x max_len. Every message is computed as
-    # it would be in the padded batch, so the result doesn't depend on the order.
-    order = numpy.argsort(-lengths, kind="stable")
+    # Every message is computed as it would be in the padded batch, so the result
+    # doesn't depend on the order.
+    order, restore = _longest_first(lengths)
     ordered, ordered_lengths = scores[order], lengths[order]
     rows = numpy.arange(n_docs)
     last = numpy.maximum(ordered_lengths - 1, 0)
@@ -218,8 +228,6 @@ def _messages(
         n = int((last > t).sum())
         beta[:n, t] = _logsumexp(transition[None] + (ordered[:n, t + 1] + beta[:n, t + 1])[:, None, :], axis=2)
     log_z = _logsumexp(alpha[rows, last] + end, axis=1)
-    restore = numpy.empty_like(order)
-    restore[order] = rows
     alpha, beta, log_z = alpha[restore], beta[restore], log_z[restore]
     return alpha, beta, numpy.where(lengths > 0, log_z, 0.0)
 
