@@ -528,6 +528,17 @@ def _transformer_model_class() -> type:
             copied.attrs.update(self.attrs)
             return copied
 
+        def from_bytes(self, bytes_data: bytes) -> Any:
+            # thinc restores the attrs that were saved, among them the dtypes "auto"
+            # resolved to on the machine that saved the pipeline; the shim keeps
+            # what they resolved to here (the config's setting, resolved when the
+            # pipeline was built), and that is what predicts and trains.
+            loaded = super().from_bytes(bytes_data)
+            shim = _shim(self)
+            self.attrs["cpu_inference_dtype"] = shim.cpu_inference_dtype
+            self.attrs["cpu_training_dtype"] = shim.cpu_training_dtype
+            return loaded
+
     return CutTransformerModel
 
 
@@ -745,12 +756,13 @@ def _transformer_models(nlp: Any) -> List[Model]:
 
 
 def pipeline_cpu_inference_dtype(nlp: Any) -> Optional[str]:
-    """The CPU prediction dtype of a pipeline's transformer: "bfloat16" or
-    "float32" (also for spacy-transformers' own architecture); None without one."""
+    """The CPU prediction dtype of a pipeline's transformer on this machine:
+    "bfloat16" or "float32" (also for spacy-transformers' own architecture); None
+    without one. Read from the shim, which is what predicts."""
     models = _transformer_models(nlp)
     if not models:
         return None
-    return models[0].attrs.get("cpu_inference_dtype", "float32")
+    return str(getattr(models[0].layers[0].shims[0], "cpu_inference_dtype", "float32"))
 
 
 def apply_predict_token_budget(nlp: Any, budget: int) -> Optional[int]:

@@ -652,6 +652,28 @@ def test_the_cut_warns_once_and_the_saved_tokenizer_is_the_original(tiny_bert, t
     assert [len(doc._.trf_data.align.lengths) for doc in loaded.pipe(OVERSIZE)] == [len(doc) for doc in ours.pipe(OVERSIZE)]
 
 
+
+@pytest.mark.parametrize("saved_native, loaded_native", [(True, False), (False, True)])
+def test_auto_resolves_on_the_machine_that_loads(tiny_bert, tmp_path, monkeypatch, saved_native, loaded_native):
+    """A pipeline saved where "auto" meant bfloat16 predicts and reports float32 where
+    the CPU lacks it, and the reverse: thinc restores the saved attrs, but the dtype
+    is this machine's (the other CPU kind is forced either way)."""
+    import ner_component.runtime.transformer as module
+
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: saved_native)
+    nlp = _our_transformer(tiny_bert, cpu_inference_dtype="auto", cpu_training_dtype="auto")
+    saved = "bfloat16" if saved_native else "float32"
+    assert pipeline_cpu_inference_dtype(nlp) == saved
+    nlp.to_disk(tmp_path / "model")
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: loaded_native)
+    loaded = spacy.load(tmp_path / "model")
+    here = "bfloat16" if loaded_native else "float32"
+    model = loaded.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    assert (shim.cpu_inference_dtype, shim.cpu_training_dtype) == (here, here)
+    assert (model.attrs["cpu_inference_dtype"], model.attrs["cpu_training_dtype"]) == (here, here)
+    assert pipeline_cpu_inference_dtype(loaded) == here
+
 def test_a_copy_keeps_the_settings(tiny_bert):
     # what spaCy's replace_listeners does to the transformer's model
     nlp = _our_transformer(
