@@ -119,6 +119,13 @@ def run_crosscheck(
         raise NerComponentError(str(err)) from err
     result["predictions"] = str(predictions)
     result["test"] = str(test_path)
+    if reported is not None and isinstance(reported.get("predictions"), dict):
+        # how they were predicted (dtype, device, batch size), for the model card
+        result["predicted_with"] = {
+            key: reported["predictions"][key]
+            for key in ("cpu_inference_dtype", "device", "batch_size")
+            if key in reported["predictions"]
+        }
     output_dir = Path(output_dir)
     write_json_atomic(output_dir / "seqeval.json", result)
     write_text_atomic(output_dir / "seqeval.md", markdown_table(result))

@@ -219,7 +219,7 @@ pip install {package}-{meta['version']}-py3-none-any.whl
 import spacy
 
 nlp = spacy.load("{package}")
-for doc in nlp.pipe(texts, batch_size=256):
+for doc in nlp.pipe(texts):  # nlp.batch_size texts at a time
     print([(ent.text, ent.label_, ent._.confidence) for ent in doc.ents])
 ```
 
@@ -227,6 +227,7 @@ for doc in nlp.pipe(texts, batch_size=256):
 
 Scored on WikiANN's own tokens with seqeval in strict IOB2 mode (exact spans; the
 same figures as spaCy's scorer, checked at build time) and in seqeval's default mode.
+{prediction_description(result.get("predicted_with"))}
 
 {scores}
 
@@ -257,6 +258,28 @@ the training labels and the test figures.
 </details>
 """
     return ModelCard.from_template(card_data, template_str=CARD_TEMPLATE, body=body)
+
+
+def prediction_description(predicted_with: Optional[Dict[str, Any]]) -> str:
+    """The card's sentence on how the test split was predicted: the dtype matters on
+    CPUs, where `cpu_inference_dtype = "auto"` picks bfloat16 or float32 by the CPU
+    that loads the pipeline (empty without the evaluate step's record)."""
+    if not predicted_with or not predicted_with.get("device"):
+        return ""
+    device = predicted_with["device"]
+    batch = predicted_with.get("batch_size")
+    batch_text = f", `nlp.pipe` batches of {batch:,}" if isinstance(batch, int) else ""
+    if device != "cpu":
+        return f"The test split was predicted on a GPU ({device}){batch_text}.\n"
+    dtype = predicted_with.get("cpu_inference_dtype")
+    if dtype is None:  # no transformer
+        return f"The test split was predicted on a CPU{batch_text}.\n"
+    return (
+        f"The test split was predicted on a CPU in {dtype}{batch_text}. With the config's "
+        '`cpu_inference_dtype = "auto"` the pipeline predicts in bfloat16 on CPUs that compute it '
+        "natively (`avx512_bf16` or `amx_bf16`) and in float32 on the others; the two give the "
+        "same entities but for a few near a decision boundary.\n"
+    )
 
 
 def _key_value_table(rows: List[Tuple[str, Any]]) -> str:

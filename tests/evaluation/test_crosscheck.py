@@ -111,6 +111,8 @@ def test_evaluate_then_crosscheck_score_one_prediction(tmp_path, ruler_nlp, caps
     assert [[(e.text, e.label_) for e in doc.ents] for doc in predicted][2] == [("Paris", "LOC")]
     result = run_crosscheck(metrics / "predictions.spacy", test, metrics, spacy_json=metrics / "spacy.json")
     assert result["problems"] == []
+    # how they were predicted travels on to the model card
+    assert result["predicted_with"] == {"cpu_inference_dtype": None, "device": "cpu", "batch_size": 2}
     # one prediction, two scorers: the figures are equal, not merely close
     saved = json.loads((metrics / "spacy.json").read_text())
     assert result["seqeval_strict"]["precision"] == saved["ents_p"]

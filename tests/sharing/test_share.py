@@ -151,6 +151,27 @@ def test_model_card_has_one_metadata_block_the_hub_reads():
     assert "| Frozen | `embeddings.*`, the lowest 4 encoder layers |" in card.text
 
 
+@pytest.mark.parametrize(
+    "predicted_with, expected",
+    [
+        ({"cpu_inference_dtype": "bfloat16", "device": "cpu", "batch_size": 1000},
+         "The test split was predicted on a CPU in bfloat16, `nlp.pipe` batches of 1,000."),
+        ({"cpu_inference_dtype": "float32", "device": "cpu", "batch_size": 256},
+         "The test split was predicted on a CPU in float32, `nlp.pipe` batches of 256."),
+        ({"cpu_inference_dtype": None, "device": "cpu", "batch_size": 2},
+         "The test split was predicted on a CPU, `nlp.pipe` batches of 2."),
+        ({"cpu_inference_dtype": "bfloat16", "device": "cuda:0", "batch_size": 64},
+         "The test split was predicted on a GPU (cuda:0), `nlp.pipe` batches of 64."),
+    ],
+)
+def test_model_card_says_how_the_test_split_was_predicted(predicted_with, expected):
+    text = card_text(result=dict(seqeval_result(), predicted_with=predicted_with))
+    assert expected in text
+    about_auto = predicted_with["device"] == "cpu" and predicted_with["cpu_inference_dtype"] is not None
+    assert ('`cpu_inference_dtype = "auto"`' in text) == about_auto
+    # a cross-check result from before the record: no sentence, no error
+    assert "The test split was predicted" not in card_text()
+
 def test_model_card_names_the_head():
     assert "| Head | unknown |" in card_text()
     config_text = (ROOT / "configs" / "cpu_e5.cfg").read_text(encoding="utf8")
