@@ -40,7 +40,7 @@ from ner_component.annotate.local import (
     resolve_format,
     set_torch_threads,
 )
-from ner_component.annotate.schemas import check_schema, open_writer, record_to_json
+from ner_component.annotate.schemas import check_schema, open_writer, record_to_json, stdout_for_records_only
 from ner_component.util import PathLike, require_extra
 
 # Lines per read task: small enough to spread a file over the workers early,
@@ -191,18 +191,21 @@ class RayAnnotator:
         )
 
 
-def connect(address: Optional[str] = None, log_to_driver: bool = True) -> None:
+def connect(address: Optional[str] = None, log_to_driver: bool = True) -> bool:
     """Connect to Ray: `address` ("ray://head:10001", "auto"), else $RAY_ADDRESS,
     else a new local instance. Does nothing when Ray is already initialised.
 
     address (Optional[str]): The cluster address.
     log_to_driver (bool): Stream the workers' stdout and stderr to the driver's;
         off when the driver's stdout is the output.
+    RETURNS (bool): Whether this call initialised Ray (then it is the caller's to shut down).
     """
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=log_to_driver)
+    if ray.is_initialized():
+        return False
+    ray.init(address=address, log_to_driver=log_to_driver)
+    return True
 
 
 def check_gpus(concurrency: int) -> None:
@@ -259,8 +262,10 @@ def annotate_ray(
         (see `load_pipeline`); None for the pipeline's config.
     schema (str): The output schema, as for `annotate`.
     RETURNS (Dict[str, Any]): Counts: lines, entities, errors, seconds, docs_per_second.
+
+    Ray initialised by this call (a new local instance, or the connection to
+    `address`) is shut down before it returns; Ray already initialised is left as it is.
     """
-    from tqdm import tqdm
 
     require_extra("ray", "ray", "Annotating on Ray")
     import ray
@@ -283,43 +288,67 @@ def annotate_ray(
         chunks = plan_chunks(path, lines_per_chunk)
     except (FileNotFoundError, OSError) as e:
         raise AnnotateError(f"can't read the input {path}: {e}") from e
-    connect(address, log_to_driver=str(output_path) != STDIO)
-    if use_gpu:
-        check_gpus(concurrency)
+    annotator = {
+        "model": str(model),
+        "fmt": fmt,
+        "text_field": text_field,
+        "id_field": id_field,
+        "spacy_batch_size": spacy_batch_size,
+        "use_gpu": use_gpu,
+        "torch_threads": max(1, int(num_cpus)),
+        "cpu_dtype": cpu_dtype,
+        "schema": schema,
+    }
+    workers = {
+        "batch_size": batch_size,
+        "concurrency": concurrency,
+        "num_cpus": num_cpus,
+        "num_gpus": 1 if use_gpu else None,
+    }
+    # With the records on stdout nothing else may reach it until Ray is done, and a
+    # Ray this call started is shut down inside: its driver prints late errors (a
+    # worker that died at shutdown) to stdout.
+    with stdout_for_records_only(output_path) as stdout:
+        started = connect(address, log_to_driver=str(output_path) != STDIO)
+        try:
+            if use_gpu:
+                check_gpus(concurrency)
+            with open_writer(schema, output_path, stdout) as out:
+                return _annotate_chunks(chunks, annotator, workers, out, path, on_error, progress)
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _annotate_chunks(
+    chunks: List[Dict[str, Any]],
+    annotator: Dict[str, Any],
+    workers: Dict[str, Any],
+    out: Any,
+    path: str,
+    on_error: str,
+    progress: bool,
+) -> Dict[str, Any]:
+    """Run the Ray Data job over the input's chunks, in order, writing each line's
+    record to `out`; returns the counts of `annotate_ray`."""
+    import ray
+    from tqdm import tqdm
+
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     counts = {"lines": 0, "entities": 0, "errors": 0}
     start = time.perf_counter()
-    with open_writer(schema, output_path) as out:
-        if chunks:
-            total = sum(chunk["n_lines"] for chunk in chunks)
-            dataset = ray.data.from_items(chunks, override_num_blocks=len(chunks))
-            dataset = dataset.map_batches(_read_chunks, batch_size=1, batch_format="pandas")
-            dataset = dataset.map_batches(
-                RayAnnotator,
-                fn_constructor_kwargs={
-                    "model": str(model),
-                    "fmt": fmt,
-                    "text_field": text_field,
-                    "id_field": id_field,
-                    "spacy_batch_size": spacy_batch_size,
-                    "use_gpu": use_gpu,
-                    "torch_threads": max(1, int(num_cpus)),
-                    "cpu_dtype": cpu_dtype,
-                    "schema": schema,
-                },
-                batch_size=batch_size,
-                batch_format="pandas",
-                concurrency=concurrency,
-                num_cpus=num_cpus,
-                num_gpus=1 if use_gpu else None,
-            )
-            bar = tqdm(total=total, unit="doc", desc="Annotating (Ray)", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-            with bar:
-                for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
-                    rows = zip(batch["line_no"], batch["output"], batch["error"], batch["n_entities"])
-                    for line_no, output, error, n_entities in rows:
-                        _write_line(int(line_no), output, error, int(n_entities), counts, out, path, on_error)
-                    bar.update(len(batch))
+    if chunks:
+        total = sum(chunk["n_lines"] for chunk in chunks)
+        dataset = ray.data.from_items(chunks, override_num_blocks=len(chunks))
+        dataset = dataset.map_batches(_read_chunks, batch_size=1, batch_format="pandas")
+        dataset = dataset.map_batches(RayAnnotator, fn_constructor_kwargs=annotator, batch_format="pandas", **workers)
+        bar = tqdm(total=total, unit="doc", desc="Annotating (Ray)", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        with bar:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="pandas"):
+                rows = zip(batch["line_no"], batch["output"], batch["error"], batch["n_entities"])
+                for line_no, output, error, n_entities in rows:
+                    _write_line(int(line_no), output, error, int(n_entities), counts, out, path, on_error)
+                bar.update(len(batch))
     seconds = time.perf_counter() - start
     return {**counts, "seconds": seconds, "docs_per_second": counts["lines"] / seconds if seconds > 0 else 0.0}
 

@@ -20,6 +20,7 @@ Ray worker): `line_record` turns a doc into plain JSON-ready values; the writers
 them in the output on the driver.
 """
 import json
+import os
 import sys
 from contextlib import contextmanager
 from typing import IO, Any, Dict, Iterator, List, Optional
@@ -122,13 +123,47 @@ class DocBinWriter:
 
 
 @contextmanager
-def open_output(path: PathLike) -> Iterator[IO[str]]:
-    """Open an output for writing text; "-" is stdout. A file is written to a
-    temporary file renamed into place only when the block succeeds, so a failed run
-    leaves nothing half-written (and an existing output untouched)."""
-    if str(path) == STDIO:
-        yield sys.stdout
+def stdout_for_records_only(output_path: PathLike) -> Iterator[Optional[IO[str]]]:
+    """When the output is stdout ("-"), keep stdout for the records alone while the
+    block runs: yield a stream on the process's stdout for them, and meanwhile send
+    everything else that would reach stdout (`print`, `sys.stdout`, writes to file
+    descriptor 1 from C code) to stderr. Ray's driver, for one, prints the errors it
+    hears of ("A worker died or was killed ...") to stdout whatever `log_to_driver`
+    says. Yields None, changing nothing, for any other output.
+
+    output_path (PathLike): The output, "-" for stdout.
+    YIELDS (Optional[IO[str]]): The records' stream, or None.
+    """
+    if str(output_path) != STDIO:
+        yield None
+        return
+    sys.stdout.flush()
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    records = open(os.dup(1), "w", encoding=encoding, newline="\n", closefd=True)
+    saved_fd, saved_stdout = os.dup(1), sys.stdout
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        yield records
+    finally:
+        records.flush()
         sys.stdout.flush()
+        sys.stdout = saved_stdout
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+        records.close()
+
+
+@contextmanager
+def open_output(path: PathLike, stdout: Optional[IO[str]] = None) -> Iterator[IO[str]]:
+    """Open an output for writing text; "-" is stdout (or the `stdout` stream given,
+    as `stdout_for_records_only` yields). A file is written to a temporary file
+    renamed into place only when the block succeeds, so a failed run leaves nothing
+    half-written (and an existing output untouched)."""
+    if str(path) == STDIO:
+        stream = stdout if stdout is not None else sys.stdout
+        yield stream
+        stream.flush()
         return
     with atomic_path(path) as tmp:
         with tmp.open("w", encoding="utf8", newline="\n") as f:
@@ -136,12 +171,13 @@ def open_output(path: PathLike) -> Iterator[IO[str]]:
 
 
 @contextmanager
-def open_writer(schema: str, output_path: PathLike) -> Iterator[Any]:
+def open_writer(schema: str, output_path: PathLike, stdout: Optional[IO[str]] = None) -> Iterator[Any]:
     """A writer for the schema's output; the file appears, atomically, only when the
     block succeeds.
 
     schema (str): One of `SCHEMAS`.
     output_path (PathLike): The output, "-" for stdout (not for `docbin`).
+    stdout (Optional[IO[str]]): The stream for "-" (default: `sys.stdout`).
     YIELDS (Any): A writer with `write(line)`.
     """
     if schema == "docbin":
@@ -150,5 +186,5 @@ def open_writer(schema: str, output_path: PathLike) -> Iterator[Any]:
         with atomic_path(output_path) as tmp:
             writer.docbin.to_disk(tmp)
     else:
-        with open_output(output_path) as out:
+        with open_output(output_path, stdout) as out:
             yield JsonLinesWriter(out)

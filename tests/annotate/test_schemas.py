@@ -138,3 +138,43 @@ def test_readme_shows_each_schema():
     )
     for schema in ("native", "hf", "prodigy", "docbin"):
         assert f"--schema {schema}" in readme
+
+
+_NOISY_WRITER = """
+import os, sys
+from ner_component.annotate.schemas import open_writer, stdout_for_records_only
+with stdout_for_records_only("-") as stdout, open_writer("native", "-", stdout) as out:
+    out.write('{"id": 1}')
+    print("a print while the records run")
+    sys.stdout.write("sys.stdout while the records run\\n")
+    os.write(1, b"file descriptor 1 while the records run\\n")
+    {ray_error}
+    out.write('{"id": 2}')
+print("after the records: stdout again")
+"""
+
+# what Ray's driver does with an error it hears of (ray._private.worker.listen_error_messages)
+_RAY_ERROR = (
+    "from ray._private.worker import print_to_stdstream; "
+    "print_to_stdstream({'lines': ['A worker died or was killed'], 'pid': 'raylet', 'is_err': False}, ignore_prefix=False)"
+)
+
+
+@pytest.mark.parametrize("ray_error", [False, True], ids=["prints", "ray-error"])
+def test_stdout_carries_the_records_alone(ray_error):
+    """With the records on stdout, whatever else the process writes to stdout while
+    they run goes to stderr: Python's prints, and Ray's driver, which prints the errors
+    it hears of to stdout even with log_to_driver off (it once broke the Ray CLI's
+    JSON lines); stdout is stdout again afterwards."""
+    import subprocess
+    import sys
+
+    if ray_error:
+        pytest.importorskip("ray", reason="Ray isn't installed: pip install 'ray[data]>=2.9'")
+    code = _NOISY_WRITER.replace("{ray_error}", _RAY_ERROR if ray_error else "pass")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == '{"id": 1}\n{"id": 2}\nafter the records: stdout again\n'
+    for noise in ("a print while", "sys.stdout while", "file descriptor 1 while"):
+        assert noise in proc.stderr
+    assert ("A worker died or was killed" in proc.stderr) == ray_error
