@@ -137,18 +137,32 @@ def stdout_for_records_only(output_path: PathLike) -> Iterator[Optional[IO[str]]
     if str(output_path) != STDIO:
         yield None
         return
-    sys.stdout.flush()
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    original = sys.stdout
+    original.flush()
+    try:
+        on_fd_1 = original.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # a notebook's or a test's capture
+        on_fd_1 = False
+    if not on_fd_1:
+        # Python-level only: the records to the stream sys.stdout was, prints elsewhere
+        sys.stdout = sys.stderr
+        try:
+            yield original
+        finally:
+            original.flush()
+            sys.stdout = original
+        return
+    encoding = getattr(original, "encoding", None) or "utf-8"
     records = open(os.dup(1), "w", encoding=encoding, newline="\n", closefd=True)
-    saved_fd, saved_stdout = os.dup(1), sys.stdout
+    saved_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     try:
         yield records
     finally:
         records.flush()
-        sys.stdout.flush()
-        sys.stdout = saved_stdout
+        sys.stderr.flush()
+        sys.stdout = original
         os.dup2(saved_fd, 1)
         os.close(saved_fd)
         records.close()

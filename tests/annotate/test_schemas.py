@@ -178,3 +178,17 @@ def test_stdout_carries_the_records_alone(ray_error):
     for noise in ("a print while", "sys.stdout while", "file descriptor 1 while"):
         assert noise in proc.stderr
     assert ("A worker died or was killed" in proc.stderr) == ray_error
+
+
+def test_stdout_for_records_only_without_a_file_descriptor(capsys):
+    """Where sys.stdout is no file descriptor (a notebook, pytest's capture), the
+    records go to that stream and other prints to stderr, at the Python level."""
+    from ner_component.annotate.schemas import open_writer, stdout_for_records_only
+
+    with stdout_for_records_only("-") as stdout, open_writer("native", "-", stdout) as out:
+        out.write('{"id": 1}')
+        print("a print while the records run")
+    print("afterwards")
+    captured = capsys.readouterr()
+    assert captured.out == '{"id": 1}\nafterwards\n'
+    assert "a print while the records run" in captured.err
