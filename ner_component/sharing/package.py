@@ -115,6 +115,18 @@ def head_description(config_text: str) -> str:
         return "unknown"
 
 
+def dtype_setting(config_text: str) -> Optional[str]:
+    """The transformer's `cpu_inference_dtype` in the config ("auto", "float32",
+    "bfloat16"); None where the config has none (spacy-transformers' own layer)."""
+    from thinc.api import Config
+
+    try:
+        setting = Config().from_str(config_text, interpolate=False)["components"]["transformer"]["model"]["cpu_inference_dtype"]
+    except (KeyError, TypeError):
+        return None
+    return str(setting)
+
+
 def model_card(
     meta: Dict[str, Any],
     lang: str,
@@ -227,7 +239,7 @@ for doc in nlp.pipe(texts):  # nlp.batch_size texts at a time
 
 Scored on WikiANN's own tokens with seqeval in strict IOB2 mode (exact spans; the
 same figures as spaCy's scorer, checked at build time) and in seqeval's default mode.
-{prediction_description(result.get("predicted_with"))}
+{prediction_description(result.get("predicted_with"), dtype_setting(config_text))}
 
 {scores}
 
@@ -260,10 +272,11 @@ the training labels and the test figures.
     return ModelCard.from_template(card_data, template_str=CARD_TEMPLATE, body=body)
 
 
-def prediction_description(predicted_with: Optional[Dict[str, Any]]) -> str:
+def prediction_description(predicted_with: Optional[Dict[str, Any]], setting: Optional[str] = None) -> str:
     """The card's sentence on how the test split was predicted: the dtype matters on
-    CPUs, where `cpu_inference_dtype = "auto"` picks bfloat16 or float32 by the CPU
-    that loads the pipeline (empty without the evaluate step's record)."""
+    CPUs, where `cpu_inference_dtype = "auto"` (`setting`, from the config) picks
+    bfloat16 or float32 by the CPU that loads the pipeline (empty without the
+    evaluate step's record)."""
     if not predicted_with or not predicted_with.get("device"):
         return ""
     device = predicted_with["device"]
@@ -274,9 +287,12 @@ def prediction_description(predicted_with: Optional[Dict[str, Any]]) -> str:
     dtype = predicted_with.get("cpu_inference_dtype")
     if dtype is None:  # no transformer
         return f"The test split was predicted on a CPU{batch_text}.\n"
-    return (
-        f"The test split was predicted on a CPU in {dtype}{batch_text}. With the config's "
-        '`cpu_inference_dtype = "auto"` the pipeline predicts in bfloat16 on CPUs that compute it '
+    predicted = f"The test split was predicted on a CPU in {dtype}{batch_text}."
+    if setting != "auto":
+        fixed = f' The config\'s `cpu_inference_dtype = "{setting}"` keeps it on every CPU.' if setting else ""
+        return predicted + fixed + "\n"
+    return predicted + (
+        ' With the config\'s `cpu_inference_dtype = "auto"` the pipeline predicts in bfloat16 on CPUs that compute it '
         "natively (`avx512_bf16` or `amx_bf16`) and in float32 on the others; the two give the "
         "same entities but for a few near a decision boundary.\n"
     )

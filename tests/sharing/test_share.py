@@ -165,10 +165,17 @@ def test_model_card_has_one_metadata_block_the_hub_reads():
     ],
 )
 def test_model_card_says_how_the_test_split_was_predicted(predicted_with, expected):
-    text = card_text(result=dict(seqeval_result(), predicted_with=predicted_with))
+    config_text = (ROOT / "configs" / "cpu_e5.cfg").read_text(encoding="utf8")
+    assert 'cpu_inference_dtype = "auto"' in config_text
+    text = card_text(result=dict(seqeval_result(), predicted_with=predicted_with), config_text=config_text)
     assert expected in text
     about_auto = predicted_with["device"] == "cpu" and predicted_with["cpu_inference_dtype"] is not None
-    assert ('`cpu_inference_dtype = "auto"`' in text) == about_auto
+    assert ('With the config\'s `cpu_inference_dtype = "auto"`' in text) == about_auto
+    # a config that fixes the dtype says so instead
+    fixed = config_text.replace('cpu_inference_dtype = "auto"', 'cpu_inference_dtype = "float32"')
+    text = card_text(result=dict(seqeval_result(), predicted_with=predicted_with), config_text=fixed)
+    assert expected in text and "With the config's" not in text
+    assert ('`cpu_inference_dtype = "float32"` keeps it on every CPU' in text) == about_auto
     # a cross-check result from before the record: no sentence, no error
     assert "The test split was predicted" not in card_text()
 
