@@ -103,28 +103,32 @@ def frozen_description(info: Dict[str, Any]) -> str:
     return ", ".join(parts) or "nothing"
 
 
+def _config_value(config_text: str, *keys: str) -> Optional[Any]:
+    """The value at `keys` in a config's text, uninterpolated; None where it has none."""
+    from thinc.api import Config
+
+    value: Any = Config().from_str(config_text, interpolate=False)
+    try:
+        for key in keys:
+            value = value[key]
+    except (KeyError, TypeError):
+        return None
+    return value
+
+
 def head_description(config_text: str) -> str:
     """The architecture of the `ner` component's model, for the model card: the
     softmax head (`ner_component.TokenClassifier.v1`), the same with a CRF
     (`ner_component.TokenClassifierCRF.v1`), or spaCy's own."""
-    from thinc.api import Config
-
-    try:
-        return f"`{Config().from_str(config_text, interpolate=False)['components']['ner']['model']['@architectures']}`"
-    except (KeyError, TypeError):
-        return "unknown"
+    architecture = _config_value(config_text, "components", "ner", "model", "@architectures")
+    return f"`{architecture}`" if architecture is not None else "unknown"
 
 
 def dtype_setting(config_text: str) -> Optional[str]:
     """The transformer's `cpu_inference_dtype` in the config ("auto", "float32",
     "bfloat16"); None where the config has none (spacy-transformers' own layer)."""
-    from thinc.api import Config
-
-    try:
-        setting = Config().from_str(config_text, interpolate=False)["components"]["transformer"]["model"]["cpu_inference_dtype"]
-    except (KeyError, TypeError):
-        return None
-    return str(setting)
+    setting = _config_value(config_text, "components", "transformer", "model", "cpu_inference_dtype")
+    return str(setting) if setting is not None else None
 
 
 def model_card(
