@@ -42,7 +42,17 @@ against what one more forward pass costs, `predict_pass_cost` positions: "auto" 
 default) takes 48 in float32 and 256 under CPU bfloat16 autocast, where the matrix
 units make positions cheap and a pass's fixed cost weighs more (measured: the
 constants below).
-Training steps are never chunked.
+
+`train_token_budget` does the same for the forward pass of training steps on CPU
+(0, the default, keeps spacy-transformers' one padded pass per sub-batch; the CPU
+configs set 2,048): spaCy's batcher groups sentences by their spaCy tokens, and a
+sub-batch padded to its longest span in wordpieces computed 1.58 positions per
+wordpiece over the first English training steps. Each chunk is its own forward
+pass, all in one autograd graph: the backward pass runs through every chunk, and
+with dropout off the gradients are those of one padded pass, up to float rounding.
+`train_pass_cost` weighs one more pass (forward and backward) in positions, as
+`predict_pass_cost` does for prediction. Measured: docs/benchmarks.md, "Chunked
+training steps".
 
 `cpu_training_dtype` does for training steps what `cpu_inference_dtype` does for
 prediction: "bfloat16" runs the forward pass of each training step under CPU
@@ -130,6 +140,7 @@ PASS_COST_POSITIONS = 48
 # 128, 1.10x at 512), and 16-sentence documents 1.05-1.15x; in float32 on the same CPU
 # 48 stayed the best (docs/benchmarks.md, "Chunked prediction").
 BF16_PASS_COST_POSITIONS = 256
+DEFAULT_TRAIN_TOKEN_BUDGET = 0
 # transformers' VERY_LARGE_INTEGER: the model_max_length of a tokenizer saved without one
 # (imported from transformers it would be the runtime's only import of it).
 NO_MAXIMUM = int(1e30)
@@ -218,7 +229,10 @@ def plan_length_chunks(lengths: List[int], budget: int, pass_cost: int = PASS_CO
 
 def pass_cost_positions(bf16: bool) -> int:
     """What `predict_pass_cost = "auto"` weighs one more forward pass at, in positions:
-    `BF16_PASS_COST_POSITIONS` under CPU bfloat16 autocast, else `PASS_COST_POSITIONS`."""
+    `BF16_PASS_COST_POSITIONS` under CPU bfloat16 autocast, else `PASS_COST_POSITIONS`.
+    `train_pass_cost = "auto"` takes the same for a training step's forward and
+    backward pass: in float32, 48 was the fastest of 48, 128 and 256 there too
+    (docs/benchmarks.md, "Chunked training steps")."""
     return BF16_PASS_COST_POSITIONS if bf16 else PASS_COST_POSITIONS
 
 
@@ -230,6 +244,7 @@ def _autocast_shim_class() -> type:
     import torch
     from spacy_transformers.layers.hf_shim import HFShim
     from thinc.api import xp2torch
+    from thinc.util import convert_recursive
 
     class CpuAutocastHFShim(HFShim):
         """HFShim whose predict runs under CPU bfloat16 autocast when asked, on
@@ -246,18 +261,36 @@ def _autocast_shim_class() -> type:
         predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET
         # None: by the dtype a prediction runs in (`pass_cost_positions`)
         predict_pass_cost: Optional[int] = None
+        train_token_budget: int = 0
+        # None: by the training dtype (`pass_cost_positions`)
+        train_pass_cost: Optional[int] = None
         layer_lr_decay: float = 1.0
 
         def begin_update(self, inputs: Any) -> Any:
-            # The forward pass under CPU bfloat16 autocast; the backward pass (the
-            # callback, run later) outside it, as PyTorch's autocast wants.
-            # `_outputs_to_float32` casts inside the graph, so gradients flow back
-            # through the cast into the bfloat16 computation.
-            if self.cpu_training_dtype != "bfloat16" or self.device.type != "cpu":
+            # PyTorchShim.begin_update, with the forward pass chunked by length
+            # (`train_token_budget`) and under CPU bfloat16 autocast when asked; the
+            # backward pass (the callback, run later) outside autocast, as PyTorch
+            # wants. `_outputs_to_float32` and `_scatter` work inside the graph, so
+            # gradients flow back through them into each chunk's computation. With
+            # mixed precision (CUDA, where its grad scaler runs) or neither setting,
+            # spacy-transformers' own.
+            bf16 = self.cpu_training_dtype == "bfloat16"
+            if self.device.type != "cpu" or self._mixed_precision or not (bf16 or self.train_token_budget > 0):
                 return super().begin_update(inputs)
-            with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-                outputs, backprop = super().begin_update(inputs)
-            return _outputs_to_float32(outputs), backprop
+            self._model.train()
+            pass_cost = self.train_pass_cost if self.train_pass_cost is not None else pass_cost_positions(bf16)
+            with torch.autocast(device_type="cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+                outputs = self._run_by_length(inputs, self.train_token_budget, pass_cost)
+            if bf16:
+                outputs = _outputs_to_float32(outputs)
+
+            def backprop(grads: Any) -> Any:
+                # PyTorchShim's backprop without the grad scaler, which is disabled
+                # without mixed precision (it would scale by 1 and find no overflow)
+                torch.autograd.backward(*grads.args, **grads.kwargs)
+                return convert_recursive(lambda x: hasattr(x, "grad"), lambda x: x.grad, inputs)
+
+            return outputs, backprop
 
         def predict(self, inputs: Any) -> Any:
             bf16 = self.cpu_inference_dtype == "bfloat16" and self.device.type == "cpu"
@@ -270,7 +303,7 @@ def _autocast_shim_class() -> type:
             self._model.eval()
             pass_cost = self.predict_pass_cost if self.predict_pass_cost is not None else pass_cost_positions(bf16)
             with torch.no_grad(), autocast:
-                outputs = self._predict_by_length(inputs, pass_cost)
+                outputs = self._run_by_length(inputs, self.predict_token_budget, pass_cost)
             self._model.train()
             return _outputs_to_float32(outputs) if bf16 else outputs
 
@@ -316,12 +349,15 @@ def _autocast_shim_class() -> type:
                     for name, value in backup.items():
                         weights[name].copy_(value)
 
-        def _predict_by_length(self, inputs: Any, pass_cost: int) -> Any:
+        def _run_by_length(self, inputs: Any, budget: int, pass_cost: int) -> Any:
+            # The model over the spans sorted by length, in chunks of at most `budget`
+            # positions (`plan_length_chunks`), its outputs put back in the batch's
+            # padded layout (`_scatter`); one padded pass when there is nothing to cut.
             kwargs = inputs.kwargs
             mask = kwargs.get("attention_mask")
             config = getattr(self._model, "config", None)
             if (
-                self.predict_token_budget <= 0
+                budget <= 0
                 or inputs.args
                 or mask is None
                 or mask.dim() != 2
@@ -336,7 +372,7 @@ def _autocast_shim_class() -> type:
                 return self._model(*inputs.args, **kwargs)
             order = torch.argsort(lengths, descending=True, stable=True)
             sorted_lengths = lengths[order].tolist()
-            chunks = plan_length_chunks(sorted_lengths, self.predict_token_budget, pass_cost)
+            chunks = plan_length_chunks(sorted_lengths, budget, pass_cost)
             if len(chunks) == 1 and sorted_lengths[0] == width:
                 return self._model(*inputs.args, **kwargs)
             row_chunks = []
@@ -583,6 +619,26 @@ def set_predict_pass_cost(model: Model, setting: Union[int, str]) -> Union[int, 
     return setting
 
 
+def set_train_token_budget(model: Model, budget: int) -> int:
+    """Set a TransformerModel's training chunk size in padded positions (0: one padded
+    forward pass per sub-batch, spacy-transformers' way); in place."""
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError(f"train_token_budget must be an integer >= 0, got {budget!r}")
+    _shim(model).train_token_budget = budget
+    model.attrs["train_token_budget"] = budget
+    return budget
+
+
+def set_train_pass_cost(model: Model, setting: Union[int, str]) -> Union[int, str]:
+    """Set what a TransformerModel's training plan weighs one more pass at, in
+    positions ("auto": by the training dtype); in place."""
+    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int) or setting < 0):
+        raise ValueError(f'train_pass_cost must be "auto" or an integer >= 0, got {setting!r}')
+    _shim(model).train_pass_cost = None if setting == "auto" else setting
+    model.attrs["train_pass_cost"] = setting
+    return setting
+
+
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
 
 
@@ -650,6 +706,8 @@ def create_transformer_model(
     cpu_training_dtype: str = "float32",
     layer_lr_decay: float = 1.0,
     predict_pass_cost: Union[int, str] = "auto",
+    train_token_budget: int = DEFAULT_TRAIN_TOKEN_BUDGET,
+    train_pass_cost: Union[int, str] = "auto",
 ) -> Model:
     """spacy-transformers.TransformerModel.v3 with bfloat16 prediction on capable CPUs,
     length-chunked prediction, spans cut at the model's maximum before padding, and
@@ -671,6 +729,12 @@ def create_transformer_model(
         the top layer learns at the optimizer's rate, each one below at `decay`
         times the rate of the one above (`layer_lr_scales`); 1 (the default) for
         one rate throughout.
+    train_token_budget (int): padded positions per forward pass in training steps
+        on CPU, spans sorted by length; 0 (the default) for one padded pass per
+        sub-batch, spacy-transformers' way. See the module docstring.
+    train_pass_cost (Union[int, str]): what the training plan weighs one more
+        forward and backward pass at, in positions; "auto" (the default): 48 in
+        float32, 256 under CPU bfloat16 autocast.
     The other arguments are TransformerModel.v3's. spacy-transformers writes into
     its config dicts (`grad_scaler_config["enabled"]` in HFShim,
     `trf_config["return_dict"]` in `huggingface_from_pretrained`), so it gets
@@ -684,6 +748,8 @@ def create_transformer_model(
     set_predict_pass_cost(model, predict_pass_cost)
     set_cpu_training_dtype(model, cpu_training_dtype)
     set_layer_lr_decay(model, layer_lr_decay)
+    set_train_token_budget(model, train_token_budget)
+    set_train_pass_cost(model, train_pass_cost)
     model.attrs["character_pieces"] = bool(character_pieces)
     if character_pieces:
         # spacy-transformers' init loads the Hugging Face objects and hands them to

@@ -368,6 +368,8 @@ def test_the_shim_subclass_adds_no_instance_state():
         "cpu_training_dtype",
         "predict_token_budget",
         "predict_pass_cost",
+        "train_token_budget",
+        "train_pass_cost",
         "layer_lr_decay",
     }
 
@@ -464,6 +466,72 @@ def test_training_step_in_either_dtype(tiny_bert, dtype):
     grads = [p.grad for p in weights if p.grad is not None]
     assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
     assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_chunked_training_step_matches_one_padded_pass(tiny_bert, dtype):
+    """`train_token_budget`: a training step's forward pass over spans sorted by
+    length in chunks (each within the budget, least padding), in either dtype, gives
+    the hidden states and weight gradients of one padded pass (dropout off; the
+    gradient at padding is zero, as a listener's is)."""
+    import torch
+
+    results = {}
+    for budget in (0, 48):
+        nlp = _our_transformer(
+            tiny_bert, transformer_config=NO_DROPOUT, cpu_training_dtype=dtype, train_token_budget=budget, train_pass_cost=0
+        )
+        model = nlp.get_pipe("transformer").model
+        assert model.attrs["train_token_budget"] == budget
+        shim = model.layers[0].shims[0]
+        shapes = []
+        hook = shim._model.register_forward_hook(
+            lambda module, args, kwargs, out: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+        )
+        try:
+            output, backprop = model.begin_update([nlp.make_doc(text) for text in LONG_AND_SHORT])
+        finally:
+            hook.remove()
+        hidden = output.model_output.last_hidden_state
+        assert hidden.dtype == torch.float32 and hidden.requires_grad
+        mask = output.wordpieces.attention_mask
+        mask = torch.as_tensor(numpy.asarray(mask), dtype=hidden.dtype)[..., None]
+        gradient = _ones_like(output)
+        gradient.model_output.last_hidden_state.mul_(mask)
+        backprop(gradient)
+        weights = dict(shim._model.named_parameters())
+        results[budget] = (shapes, (hidden * mask).detach(), {name: w.grad.clone() for name, w in weights.items() if w.grad is not None})
+    (padded_shapes, reference, reference_grads), (shapes, hidden, grads) = results[0], results[48]
+    assert len(padded_shapes) == 1
+    n_spans, width = padded_shapes[0]
+    assert len(shapes) > 2 and sum(rows for rows, _ in shapes) == n_spans
+    assert all(rows * length <= 48 or rows == 1 for rows, length in shapes)
+    assert sum(rows * length for rows, length in shapes) < n_spans * width * 0.7
+    tolerance = 1e-4 if dtype == "float32" else 0.05
+    torch.testing.assert_close(hidden, reference, rtol=tolerance, atol=tolerance)
+    assert grads.keys() == reference_grads.keys() and grads
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, reference_grads[name], rtol=tolerance, atol=tolerance * 10, msg=name)
+
+
+def test_train_token_budget_is_checked_and_kept_by_copies(tiny_bert):
+    from ner_component.runtime.transformer import set_train_pass_cost, set_train_token_budget
+
+    nlp = _our_transformer(tiny_bert, train_token_budget=512, train_pass_cost=96)
+    model = nlp.get_pipe("transformer").model
+    shim = model.layers[0].shims[0]
+    assert (shim.train_token_budget, shim.train_pass_cost) == (512, 96)
+    copied = model.copy().layers[0].shims[0]
+    assert (copied.train_token_budget, copied.train_pass_cost) == (512, 96)
+    assert set_train_pass_cost(model, "auto") == "auto" and shim.train_pass_cost is None
+    for bad in (-1, 1.5, True, "2048"):
+        with pytest.raises(ValueError, match=f"train_token_budget must be an integer >= 0, got {re.escape(repr(bad))}"):
+            set_train_token_budget(model, bad)
+    with pytest.raises(ValueError, match="train_pass_cost must be \"auto\" or an integer >= 0, got -2"):
+        set_train_pass_cost(model, -2)
 
 
 def test_averaged_weights_reach_the_transformer(tiny_bert):
