@@ -261,7 +261,7 @@ def _autocast_shim_class() -> type:
         predict_token_budget: int = DEFAULT_PREDICT_TOKEN_BUDGET
         # None: by the dtype a prediction runs in (`pass_cost_positions`)
         predict_pass_cost: Optional[int] = None
-        train_token_budget: int = 0
+        train_token_budget: int = DEFAULT_TRAIN_TOKEN_BUDGET
         # None: by the training dtype (`pass_cost_positions`)
         train_pass_cost: Optional[int] = None
         layer_lr_decay: float = 1.0
