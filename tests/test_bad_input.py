@@ -258,8 +258,11 @@ def test_6_sigterm_with_one_process_leaves_no_temporary_file(model: Path, tmp_pa
 
 # Measured here (Xeon with AMX, bfloat16), from 20k to 60k lines: +178 MB with
 # PyTorch's default kernel caches (1,024), +24 MB with both at 32, +43-44 MB with
-# both at 256 (three runs, 2026-11-30: the larger caches are still filling).
-MEMORY_FIRST, MEMORY_LAST, MEMORY_BOUND_MB = 20_000, 60_000, 80
+# both at 256 (three runs, 2026-11-30: the larger caches are still filling). On an AMD
+# EPYC with AVX2 only (float32, 2026-12-03): +79 MB alone and +86 MB in the parallel
+# test run with both at 256, +76 MB with both at 1,024 (there the growth isn't the
+# caches). The bound sits between: 80 failed one CI run there.
+MEMORY_FIRST, MEMORY_LAST, MEMORY_BOUND_MB = 20_000, 60_000, 120
 
 
 @pytest.mark.slow
