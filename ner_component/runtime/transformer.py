@@ -227,12 +227,15 @@ def plan_length_chunks(lengths: List[int], budget: int, pass_cost: int = PASS_CO
     return chunks
 
 
-def pass_cost_positions(bf16: bool) -> int:
+def pass_cost_positions(bf16: bool, setting: Optional[int] = None) -> int:
     """What `predict_pass_cost = "auto"` weighs one more forward pass at, in positions:
     `BF16_PASS_COST_POSITIONS` under CPU bfloat16 autocast, else `PASS_COST_POSITIONS`.
     `train_pass_cost = "auto"` takes the same for a training step's forward and
     backward pass: in float32, 48 was the fastest of 48, 128 and 256 there too
-    (docs/benchmarks.md, "Chunked training steps")."""
+    (docs/benchmarks.md, "Chunked training steps"). A `setting` (a shim's pass cost,
+    None for "auto") is itself."""
+    if setting is not None:
+        return setting
     return BF16_PASS_COST_POSITIONS if bf16 else PASS_COST_POSITIONS
 
 
@@ -278,7 +281,7 @@ def _autocast_shim_class() -> type:
             if self.device.type != "cpu" or self._mixed_precision or not (bf16 or self.train_token_budget > 0):
                 return super().begin_update(inputs)
             self._model.train()
-            pass_cost = self.train_pass_cost if self.train_pass_cost is not None else pass_cost_positions(bf16)
+            pass_cost = pass_cost_positions(bf16, self.train_pass_cost)
             with torch.autocast(device_type="cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
                 outputs = self._run_by_length(inputs, self.train_token_budget, pass_cost)
             if bf16:
@@ -301,7 +304,7 @@ def _autocast_shim_class() -> type:
             else:
                 autocast = contextlib.nullcontext()
             self._model.eval()
-            pass_cost = self.predict_pass_cost if self.predict_pass_cost is not None else pass_cost_positions(bf16)
+            pass_cost = pass_cost_positions(bf16, self.predict_pass_cost)
             with torch.no_grad(), autocast:
                 outputs = self._run_by_length(inputs, self.predict_token_budget, pass_cost)
             self._model.train()
@@ -609,14 +612,21 @@ def set_predict_token_budget(model: Model, budget: int) -> int:
     return budget
 
 
+def _set_pass_cost(model: Model, name: str, setting: Union[int, str]) -> Union[int, str]:
+    """Set a plan's pass cost `name` ("predict_pass_cost" or "train_pass_cost") of a
+    TransformerModel: positions, or "auto" (None on the shim: by the dtype the pass
+    runs in, `pass_cost_positions`); in place."""
+    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int) or setting < 0):
+        raise ValueError(f'{name} must be "auto" or an integer >= 0, got {setting!r}')
+    setattr(_shim(model), name, None if setting == "auto" else setting)
+    model.attrs[name] = setting
+    return setting
+
+
 def set_predict_pass_cost(model: Model, setting: Union[int, str]) -> Union[int, str]:
     """Set what a TransformerModel's prediction plan weighs one more forward pass at,
     in positions ("auto": by the dtype the prediction runs in); in place."""
-    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int) or setting < 0):
-        raise ValueError(f'predict_pass_cost must be "auto" or an integer >= 0, got {setting!r}')
-    _shim(model).predict_pass_cost = None if setting == "auto" else setting
-    model.attrs["predict_pass_cost"] = setting
-    return setting
+    return _set_pass_cost(model, "predict_pass_cost", setting)
 
 
 def set_train_token_budget(model: Model, budget: int) -> int:
@@ -632,11 +642,7 @@ def set_train_token_budget(model: Model, budget: int) -> int:
 def set_train_pass_cost(model: Model, setting: Union[int, str]) -> Union[int, str]:
     """Set what a TransformerModel's training plan weighs one more pass at, in
     positions ("auto": by the training dtype); in place."""
-    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int) or setting < 0):
-        raise ValueError(f'train_pass_cost must be "auto" or an integer >= 0, got {setting!r}')
-    _shim(model).train_pass_cost = None if setting == "auto" else setting
-    model.attrs["train_pass_cost"] = setting
-    return setting
+    return _set_pass_cost(model, "train_pass_cost", setting)
 
 
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
