@@ -35,7 +35,7 @@ from ner_component.errors import NerComponentError
 from ner_component.reporting import number, write_report
 from ner_component.util import PathLike, check_writable
 
-DEFAULT_WINDOWS = ("128/96",)
+DEFAULT_WINDOWS = ("128/112",)  # the configs' window and stride
 DEFAULT_JOINS = (16, 64)
 DEFAULT_BATCH_SIZE = 16
 ALIGNMENTS = ("central", "first")
